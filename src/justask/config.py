@@ -1,0 +1,209 @@
+"""Typed, validated view of ``params.yaml``.
+
+Every stage reads its settings through :func:`load_params`, so a typo, a wrong type or an
+impossible value fails before any work starts, with the field's path and what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from justask.envs.lunar import CONTROLLERS
+
+SUPPORTED_ENVS = ("LunarLander-v3",)
+MODEL_KINDS = ("bc", "pct_bc", "rvs", "dt")
+
+PosInt = Annotated[int, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EnvConfig(Strict):
+    id: Literal[SUPPORTED_ENVS] = "LunarLander-v3"  # type: ignore[valid-type]
+    continuous: bool = False
+    max_episode_steps: Annotated[int, Field(ge=10, le=10_000)] = 1000
+
+
+class BehaviourSpec(Strict):
+    """``episodes`` rollouts of ``controller`` with epsilon-random actions at rate ``epsilon``."""
+
+    controller: str
+    epsilon: Fraction = 0.0
+    episodes: PosInt
+
+    @field_validator("controller")
+    @classmethod
+    def known_controller(cls, v: str) -> str:
+        if v not in CONTROLLERS:
+            raise ValueError(f"unknown controller {v!r}; allowed: {', '.join(CONTROLLERS)}")
+        return v
+
+    @property
+    def name(self) -> str:
+        return self.controller if self.epsilon == 0 else f"{self.controller}-eps{self.epsilon:g}"
+
+
+class CollectConfig(Strict):
+    workers: Annotated[int, Field(ge=1, le=64)] = 2
+    envs_per_worker: Annotated[int, Field(ge=1, le=512)] = 16
+    reference_episodes: Annotated[int, Field(ge=2)] = 50
+    datasets: dict[str, list[BehaviourSpec]]
+
+    @field_validator("datasets")
+    @classmethod
+    def non_empty(cls, v: dict[str, list[BehaviourSpec]]) -> dict[str, list[BehaviourSpec]]:
+        if not v:
+            raise ValueError("declare at least one dataset (name: list of behaviours)")
+        for name, mix in v.items():
+            if not mix:
+                raise ValueError(f"dataset {name!r} has no behaviours")
+            names = [b.name for b in mix]
+            if len(set(names)) != len(names):
+                raise ValueError(f"dataset {name!r} lists a behaviour twice: {names}")
+        return v
+
+
+class ValidateConfig(Strict):
+    max_examples: Annotated[int, Field(ge=1, le=100)] = 5
+
+
+class RelabelConfig(Strict):
+    val_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.1
+    # Evaluation targets as fractions of the expert's reference return (0 = random, 1 = expert).
+    target_fractions: list[Annotated[float, Field(ge=-1.0, le=3.0)]] = [0.3, 0.6, 0.9, 1.0, 1.2]
+
+    @field_validator("target_fractions")
+    @classmethod
+    def sorted_unique(cls, v: list[float]) -> list[float]:
+        if not v or sorted(set(v)) != v:
+            raise ValueError("target_fractions must be a non-empty, strictly increasing list")
+        return v
+
+
+class ModelConfig(Strict):
+    """Architecture and optimisation defaults of one model; Optuna may override some of them."""
+
+    hidden: PosInt = 256
+    layers: Annotated[int, Field(ge=1, le=12)] = 3
+    heads: Annotated[int, Field(ge=1, le=16)] = 2
+    context: Annotated[int, Field(ge=1, le=200)] = 20
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    lr: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0.0, le=1.0)] = 1e-4
+    batch_size: Annotated[int, Field(ge=1, le=65536)] = 256
+    steps: PosInt = 2000
+    top_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1  # %BC only
+    tune: bool = False
+
+
+class TuneConfig(Strict):
+    n_trials: Annotated[int, Field(ge=0)] = 6
+    trial_steps_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    storage: Literal["journal", "sqlite"] = "journal"
+
+
+class TrainConfig(Strict):
+    seeds: list[Annotated[int, Field(ge=0)]] = [0, 1, 2]
+    eval_every: PosInt = 250
+    patience: PosInt = 4
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    models: dict[str, ModelConfig]
+    tune: TuneConfig = TuneConfig()
+
+    @field_validator("models")
+    @classmethod
+    def known_models(cls, v: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
+        unknown = set(v) - set(MODEL_KINDS)
+        if unknown:
+            raise ValueError(f"unknown model(s) {sorted(unknown)}; allowed: {', '.join(MODEL_KINDS)}")
+        if not v:
+            raise ValueError("train at least one model")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def unique_seeds(cls, v: list[int]) -> list[int]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("seeds must be a non-empty list of distinct integers")
+        return v
+
+
+class EvaluateConfig(Strict):
+    episodes: Annotated[int, Field(ge=1)] = 10  # per (model, seed, target)
+    num_envs: Annotated[int, Field(ge=1, le=1024)] = 64
+    bootstrap_reps: Annotated[int, Field(ge=100)] = 2000
+    gif: bool = True
+    gif_max_steps: PosInt = 400
+
+
+class ReturnFamily(Strict):
+    env: EnvConfig = EnvConfig()
+    collect: CollectConfig
+    validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
+    relabel: RelabelConfig = RelabelConfig()
+    train: TrainConfig
+    evaluate: EvaluateConfig = EvaluateConfig()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def consistent(self) -> ReturnFamily:
+        if self.evaluate.num_envs < 1:
+            raise ValueError("evaluate.num_envs must be >= 1")
+        return self
+
+
+class TrackingConfig(Strict):
+    mlflow_uri: str = "sqlite:///artifacts/mlflow.db"
+    experiment: str = "justask"
+
+
+class Params(Strict):
+    seed: Annotated[int, Field(ge=0)] = 0
+    profile: str = "default"
+    tracking: TrackingConfig = TrackingConfig()
+    return_: ReturnFamily = Field(alias="return")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ParamsError(ValueError):
+    """params.yaml is unreadable or invalid; the message names the file, field and fix."""
+
+
+def _format_errors(path: Path, err: ValidationError) -> str:
+    lines = [f"{path}: {err.error_count()} invalid setting(s):"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        got = e.get("input")
+        got_txt = "" if isinstance(got, dict) else f" (found {got!r})"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key; remove it or check its spelling against params.yaml's documented keys"
+        lines.append(f"  - {loc}: {msg}{got_txt}")
+    lines.append("Fix these entries in the file and run again.")
+    return "\n".join(lines)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml, raising :class:`ParamsError` with every problem listed."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as e:
+        raise ParamsError(f"{path}: not found; run from the repository root or pass --params") from e
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of settings at the top level")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as e:
+        raise ParamsError(_format_errors(path, e)) from None

@@ -1,0 +1,113 @@
+"""Episode datasets in Minari's on-disk format (HDF5), written through Minari's storage API.
+
+Writing goes through ``MinariStorage`` directly (``minari[create]`` would pull in jax just to
+build episode buffers). A dataset written here loads with ``minari.load_dataset`` or
+``minari.MinariDataset(path)``; one a user brings in the same format enters the pipeline as is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from minari.data_collector.episode_buffer import EpisodeBuffer
+from minari.dataset.minari_storage import MinariStorage
+
+from justask.envs.runner import Episode
+
+
+class DatasetError(ValueError):
+    """A dataset on disk is missing, unreadable or not what the pipeline expects."""
+
+
+def write_dataset(path: Path, episodes: Iterable[Episode], env, metadata: dict[str, Any]) -> Path:
+    """Write ``episodes`` as a Minari dataset at ``path``, atomically (temp dir, then rename).
+
+    ``env`` provides the spaces and spec. A previous dataset at ``path`` stays intact until
+    the new one is complete.
+    """
+    path = Path(path).absolute()  # Minari joins relative paths twice
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        storage = MinariStorage.new(
+            tmp, observation_space=env.observation_space, action_space=env.action_space,
+            env_spec=env.spec, data_format="hdf5",
+        )
+        buffers = [
+            EpisodeBuffer(
+                id=i, seed=e.seed, observations=e.observations.astype(np.float32),
+                actions=e.actions, rewards=e.rewards, terminations=e.terminations,
+                truncations=e.truncations, infos={},
+            )
+            for i, e in enumerate(episodes)
+        ]
+        storage.update_episodes(buffers)
+        storage.update_metadata({"dataset_id": metadata.pop("dataset_id", path.name),
+                                 "minari_version": _minari_version(), **metadata})
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return path
+
+
+def _minari_version() -> str:
+    import minari
+
+    return str(minari.__version__)
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """The dataset's metadata.json as a dict (spaces left serialized)."""
+    meta = Path(path) / "metadata.json"
+    if not meta.exists():
+        raise DatasetError(
+            f"{path}: no Minari dataset here (metadata.json missing). Run `dvc repro collect@return` "
+            "or point the stage at a folder written by Minari."
+        )
+    try:
+        return json.loads(meta.read_text())
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{meta}: not valid JSON ({e}); re-run collect to rewrite it") from e
+
+
+def load_storage(path: Path) -> MinariStorage:
+    """Open a Minari dataset folder for reading, with a clear error if it is not one."""
+    read_metadata(path)
+    try:
+        return MinariStorage.read(path)
+    except Exception as e:  # h5py/json errors on a damaged file
+        raise DatasetError(
+            f"{path}: cannot read the Minari dataset ({type(e).__name__}: {e}). The file is damaged "
+            "or truncated; delete the folder and run `dvc repro collect@return` (or `dvc pull`)."
+        ) from e
+
+
+def read_episodes(path: Path) -> list[dict[str, np.ndarray]]:
+    """All episodes as dicts with ``observations`` (T+1, d), ``actions`` (T, ...), ``rewards``,
+    ``terminations``, ``truncations`` (T,), ``id`` and ``seed``."""
+    storage = load_storage(path)
+    try:
+        eps = list(storage.get_episodes(range(storage.total_episodes)))
+        meta = list(storage.get_episode_metadata(range(storage.total_episodes)))
+    except Exception as e:
+        raise DatasetError(
+            f"{path}: reading episodes failed ({type(e).__name__}: {e}); the HDF5 file is damaged. "
+            "Delete the folder and re-run collect."
+        ) from e
+    for ep, m in zip(eps, meta, strict=True):
+        ep["seed"] = m.get("seed")
+    return eps

@@ -1,0 +1,125 @@
+"""Run a fixed list of seeded episodes across a vector env, refilling slots as episodes end.
+
+Shared by collection and evaluation. Each episode is reset with its own seed and the policy sees
+which episode each slot holds, so results do not depend on the number of envs or their order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+
+@dataclass
+class Episode:
+    """A finished episode: ``observations`` has one more row than ``actions`` (the final one)."""
+
+    index: int
+    seed: int
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminations: np.ndarray
+    truncations: np.ndarray
+
+    @property
+    def ret(self) -> float:
+        return float(self.rewards.sum())
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+
+class BatchPolicy(Protocol):
+    def start(self, slot: int, episode_index: int) -> None:
+        """A new episode begins in ``slot``."""
+
+    def act(self, obs: np.ndarray, active: np.ndarray) -> np.ndarray:
+        """Actions for every slot (values for inactive slots are ignored)."""
+
+    def observe(self, rewards: np.ndarray, active: np.ndarray) -> None:
+        """Rewards just received (for return-to-go bookkeeping)."""
+
+
+@dataclass
+class _Slot:
+    episode: int = -1
+    obs: list = field(default_factory=list)
+    actions: list = field(default_factory=list)
+    rewards: list = field(default_factory=list)
+    terms: list = field(default_factory=list)
+    truncs: list = field(default_factory=list)
+
+
+def run_episodes(
+    envs: gym.vector.VectorEnv,
+    seeds: Sequence[int],
+    policy: BatchPolicy,
+    on_episode: Callable[[Episode], Any] | None = None,
+    record: bool = True,
+) -> list[Episode]:
+    """Roll out ``len(seeds)`` episodes (episode i reset with ``seeds[i]``) and return them in order.
+
+    ``envs`` must have autoreset disabled. With ``record=False`` only rewards are kept (cheaper).
+    """
+    n = envs.num_envs
+    queue = list(range(len(seeds)))[::-1]
+    slots = [_Slot() for _ in range(n)]
+    active = np.zeros(n, dtype=bool)
+    done: list[Episode | None] = [None] * len(seeds)
+
+    def refill(mask: np.ndarray, first: bool = False) -> np.ndarray:
+        reset_seeds: list[int | None] = [None] * n
+        for i in np.flatnonzero(mask):
+            if queue:
+                ep = queue.pop()
+                slots[i] = _Slot(episode=ep)
+                reset_seeds[i] = int(seeds[ep])
+                active[i] = True
+                policy.start(i, ep)
+            else:
+                active[i] = False
+                slots[i] = _Slot()
+        options = None if first else {"reset_mask": mask}
+        obs, _ = envs.reset(seed=reset_seeds, options=options)
+        return obs
+
+    obs = refill(np.ones(n, dtype=bool), first=True)
+    while active.any():
+        actions = policy.act(obs, active)
+        next_obs, rewards, terms, truncs, _ = envs.step(actions)
+        policy.observe(rewards, active)
+        finished = (terms | truncs) & active
+        for i in np.flatnonzero(active):
+            s = slots[i]
+            if record:
+                s.obs.append(obs[i])
+                s.actions.append(actions[i])
+            s.rewards.append(rewards[i])
+            s.terms.append(terms[i])
+            s.truncs.append(truncs[i])
+        for i in np.flatnonzero(finished):
+            s = slots[i]
+            ep = Episode(
+                index=s.episode,
+                seed=int(seeds[s.episode]),
+                observations=np.asarray(s.obs + [next_obs[i]]) if record else np.empty(0),
+                actions=np.asarray(s.actions) if record else np.empty(0),
+                rewards=np.asarray(s.rewards, dtype=np.float64),
+                terminations=np.asarray(s.terms, dtype=bool),
+                truncations=np.asarray(s.truncs, dtype=bool),
+            )
+            done[s.episode] = ep
+            if on_episode is not None:
+                on_episode(ep)
+        # Every env that ended is reset (in DISABLED autoreset mode it cannot be stepped again);
+        # an ended slot takes the next queued episode or goes idle until all are done.
+        needs_reset = terms | truncs
+        obs = next_obs
+        if needs_reset.any() and active.any():
+            obs = refill(needs_reset)
+    return [e for e in done if e is not None]

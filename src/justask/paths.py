@@ -1,0 +1,65 @@
+"""Where each stage reads and writes (one place, so dvc.yaml, stages and tests agree)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class FamilyPaths:
+    root: Path
+    family: str
+
+    @property
+    def base(self) -> Path:
+        return self.root / "artifacts" / self.family
+
+    @property
+    def collect(self) -> Path:
+        return self.base / "collect"
+
+    def dataset(self, name: str) -> Path:
+        return self.collect / name
+
+    @property
+    def collect_summary(self) -> Path:
+        return self.collect / "summary.json"
+
+    @property
+    def validate(self) -> Path:
+        return self.base / "validate"
+
+    @property
+    def relabel(self) -> Path:
+        return self.base / "relabel"
+
+    def relabeled(self, name: str) -> Path:
+        return self.relabel / f"{name}.npz"
+
+    @property
+    def conditions(self) -> Path:
+        return self.relabel / "conditions.json"
+
+    @property
+    def train(self) -> Path:
+        return self.base / "train"
+
+    def run_dir(self, dataset: str, model: str, seed: int) -> Path:
+        return self.train / dataset / model / f"seed{seed}"
+
+    @property
+    def evaluate(self) -> Path:
+        return self.base / "evaluate"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics" / f"{self.family}.json"
+
+    @property
+    def eval_seeds(self) -> Path:
+        return self.root / "data" / "eval_seeds.json"
+
+
+def family_paths(family: str, root: str | Path = ".") -> FamilyPaths:
+    return FamilyPaths(Path(root), family)
