@@ -35,7 +35,7 @@ class FamilyPaths:
         return self.base / "relabel"
 
     def relabeled(self, name: str) -> Path:
-        return self.relabel / f"{name}.npz"
+        return self.relabel / name
 
     @property
     def conditions(self) -> Path:

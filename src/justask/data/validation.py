@@ -1,0 +1,429 @@
+"""Data checks on episode datasets with Great Expectations (GX 1.x).
+
+A dataset is flattened to a *step table* (one row per environment step) and checked against an
+expectation suite derived from the environment's spaces: observations and actions inside their
+spaces, finite rewards, contiguous steps, exactly one end flag per episode at its last step,
+plausible episode lengths and the expected number of episodes. GX is imported lazily (it takes
+seconds) and with its analytics switched off.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from justask.data.episodes import DatasetError, read_episodes, read_metadata
+
+if TYPE_CHECKING:
+    import great_expectations as gx
+    from gymnasium import Space
+
+    from justask.config import EnvConfig
+
+_FLOAT_MAX = float(np.finfo(np.float64).max)  # "finite" = between -max and +max
+_SITE = "justask"
+_INDEX = ["episode_id", "step"]
+
+
+def _gx():
+    """Import Great Expectations with analytics off (slow: a few seconds)."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+
+    return gx
+
+
+# --------------------------------------------------------------------------- step table
+
+
+def step_table(episodes: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+    """One row per step: ``episode_id, step, obs_*, next_obs_*, action[_*], reward, terminated,
+    truncated, episode_length, is_last, step_complete``.
+
+    ``next_obs_*`` is the observation after the step (so the final observation is checked too).
+    An episode whose arrays disagree in length (a step missing from one of them) is padded with
+    NaN/NA and its ``step_complete`` is False on the rows some array lacks.
+    """
+    parts = []
+    for i, ep in enumerate(episodes):
+        obs = np.asarray(ep["observations"], dtype=np.float64).reshape(len(ep["observations"]), -1)
+        acts = np.asarray(ep["actions"])
+        vector_actions = acts.ndim > 1
+        acts = acts.reshape(len(acts), -1)
+        fields = {"reward": ep["rewards"], "terminated": ep["terminations"],
+                  "truncated": ep["truncations"]}
+        n = max(len(acts), len(obs) - 1, *(len(v) for v in fields.values()))
+        complete = np.ones(n, dtype=bool)
+
+        def pad(a: np.ndarray, offset: int = 0, n: int = n, complete: np.ndarray = complete):
+            """Rows offset..offset+n-1 of ``a`` as float, NaN (and incomplete) past its end."""
+            a = np.asarray(a)[offset:offset + n].astype(np.float64)
+            if len(a) < n:
+                complete[len(a):] = False
+                a = np.concatenate([a, np.full((n - len(a), *a.shape[1:]), np.nan)])
+            return a
+
+        cols: dict[str, Any] = {"episode_id": np.full(n, ep.get("id", i), dtype=np.int64),
+                                "step": np.arange(n, dtype=np.int64)}
+        o, o_next = pad(obs), pad(obs, 1)
+        cols |= {f"obs_{j}": o[:, j] for j in range(obs.shape[1])}
+        cols |= {f"next_obs_{j}": o_next[:, j] for j in range(obs.shape[1])}
+        a = pad(acts)
+        if vector_actions:
+            cols |= {f"action_{j}": a[:, j] for j in range(a.shape[1])}
+        else:
+            cols["action"] = a[:, 0]
+        cols |= {k: pad(v) for k, v in fields.items()}
+        cols |= {"episode_length": np.full(n, n, dtype=np.int64), "is_last": np.arange(n) == n - 1,
+                 "step_complete": complete}
+        parts.append(pd.DataFrame(cols))
+    if not parts:
+        return pd.DataFrame(columns=["episode_id", "step"])
+    df = pd.concat(parts, ignore_index=True)
+    for k in ("terminated", "truncated"):  # nullable bool: NA where the step is missing
+        df[k] = df[k].astype("boolean")
+    if "action" in df and not df["action"].isna().any():
+        df["action"] = df["action"].astype(np.int64)
+    return df
+
+
+def add_check_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns the suite checks that relate rows of an episode to each other.
+
+    ``step_gap`` (step minus the previous row's step; step + 1 on an episode's first row, so a
+    clean episode has 1 everywhere), ``end_flag_ok`` (terminated-or-truncated exactly on the last
+    step), ``end_flags`` (steps with an end flag in the episode), ``rows_in_episode`` and
+    ``episode_row`` (row number within the episode: per-episode checks look at row 0 only).
+    """
+    df = df.copy()
+    g = df.groupby("episode_id", sort=False)
+    df["episode_row"] = g.cumcount().astype(np.int64)
+    df["step_gap"] = g["step"].diff().fillna(df["step"] + 1).astype(np.int64)
+    end = (df["terminated"] | df["truncated"]).fillna(False).astype(bool)
+    df["end_flag_ok"] = end == df["is_last"].astype(bool)
+    df["end_flags"] = end.groupby(df["episode_id"], sort=False).transform("sum").astype(np.int64)
+    df["rows_in_episode"] = g["step"].transform("size").astype(np.int64)
+    return df
+
+
+# --------------------------------------------------------------------------- suite
+
+
+def _bounds(low: float, high: float) -> tuple[float, float]:
+    return (float(low) if np.isfinite(low) else -_FLOAT_MAX,
+            float(high) if np.isfinite(high) else _FLOAT_MAX)
+
+
+def _fmt(v: float) -> str:
+    return "-inf" if v == -_FLOAT_MAX else "inf" if v == _FLOAT_MAX else f"{v:g}"
+
+
+def build_suite(observation_space: Space, action_space: Space, max_episode_steps: int,
+                expected_episodes: int, name: str = "episodes") -> gx.ExpectationSuite:
+    """The expectation suite for a step table (after :func:`add_check_columns`)."""
+    from gymnasium import spaces
+
+    gx = _gx()
+    E = gx.expectations
+    from great_expectations.expectations.row_conditions import Column
+
+    if not isinstance(observation_space, spaces.Box):
+        raise DatasetError(f"unsupported observation space {observation_space} (need a Box)")
+    expectations: list = []
+    add = expectations.append
+
+    low, high = observation_space.low.ravel(), observation_space.high.ravel()
+    for j in range(len(low)):
+        lo, hi = _bounds(low[j], high[j])
+        rng = f"[{_fmt(lo)}, {_fmt(hi)}]"
+        for col, what, cond in ((f"obs_{j}", "observation", None),
+                                (f"next_obs_{j}", "final observation", Column("is_last") == True)):  # noqa: E712
+            add(E.ExpectColumnValuesToNotBeNull(
+                column=col, row_condition=cond, description=f"{what} {j} is present (not NaN)"))
+            add(E.ExpectColumnValuesToBeBetween(
+                column=col, min_value=lo, max_value=hi, row_condition=cond,
+                description=f"{what} {j} is finite and inside the observation space {rng}"))
+
+    if isinstance(action_space, spaces.Discrete):
+        allowed = list(range(int(action_space.start), int(action_space.start + action_space.n)))
+        add(E.ExpectColumnValuesToNotBeNull(column="action", description="action is present"))
+        add(E.ExpectColumnValuesToBeInSet(
+            column="action", value_set=allowed,
+            description=f"action is in the action space {{{allowed[0]}..{allowed[-1]}}}"))
+    elif isinstance(action_space, spaces.Box):
+        a_low, a_high = action_space.low.ravel(), action_space.high.ravel()
+        for j in range(len(a_low)):
+            lo, hi = _bounds(a_low[j], a_high[j])
+            add(E.ExpectColumnValuesToNotBeNull(
+                column=f"action_{j}", description=f"action {j} is present"))
+            add(E.ExpectColumnValuesToBeBetween(
+                column=f"action_{j}", min_value=lo, max_value=hi,
+                description=f"action {j} is inside the action space [{_fmt(lo)}, {_fmt(hi)}]"))
+    else:
+        raise DatasetError(f"unsupported action space {action_space} (need Discrete or Box)")
+
+    add(E.ExpectColumnValuesToNotBeNull(column="reward", description="reward is present (not NaN)"))
+    add(E.ExpectColumnValuesToBeBetween(
+        column="reward", min_value=-_FLOAT_MAX, max_value=_FLOAT_MAX,
+        description="reward is finite"))
+    add(E.ExpectColumnValuesToBeInSet(
+        column="step_complete", value_set=[True],
+        description="every step has an observation, action, reward and flags "
+                    "(no array of the episode is shorter than the others)"))
+    add(E.ExpectColumnValuesToBeInSet(
+        column="step_gap", value_set=[1],
+        description="steps are contiguous from 0 "
+                    "(a gap of 0 is a duplicated step, >1 a missing one)"))
+    per_episode = Column("episode_row") == 0  # one row per episode, so examples are episodes
+    add(E.ExpectColumnPairValuesToBeEqual(
+        column_A="rows_in_episode", column_B="episode_length", row_condition=per_episode,
+        description="each episode has one row per step of its length"))
+    add(E.ExpectColumnValuesToBeInSet(
+        column="end_flags", value_set=[1], row_condition=per_episode,
+        description="exactly one step per episode is terminated or truncated"))
+    add(E.ExpectColumnValuesToBeInSet(
+        column="end_flag_ok", value_set=[True],
+        description="terminated/truncated is set on the last step of its episode and nowhere else"))
+    add(E.ExpectColumnValuesToBeBetween(
+        column="episode_length", min_value=1, max_value=max_episode_steps,
+        row_condition=per_episode,
+        description=f"episode length is between 1 and max_episode_steps ({max_episode_steps})"))
+    add(E.ExpectColumnUniqueValueCountToBeBetween(
+        column="episode_id", min_value=expected_episodes, max_value=expected_episodes,
+        description=f"the dataset holds {expected_episodes} episodes (with at least one step)"))
+    return gx.ExpectationSuite(name=name, expectations=expectations)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@dataclass
+class Failure:
+    """One failed expectation, with a few offending rows or the observed value."""
+
+    expectation: str
+    column: str
+    description: str
+    unexpected_count: int | None = None
+    element_count: int | None = None
+    observed: Any = None
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line: what failed, how often, and example values."""
+        head = f"{self.column}: expected {self.description} [{self.expectation}]; "
+        if self.unexpected_count is None:
+            return head + f"observed {self.observed}"
+        where = ", ".join(f"episode {e['episode_id']} step {e['step']} = {_show(e['value'])}"
+                          for e in self.examples)
+        counts = f"{self.unexpected_count} of {self.element_count} rows checked fail"
+        return head + f"{counts}, e.g. {where}"
+
+
+def _show(value: Any) -> str:
+    return "NaN/missing" if value is None else str(value)
+
+
+@dataclass
+class ValidationReport:
+    """Outcome of validating one dataset. ``error`` is set when the dataset could not be checked
+    at all (missing, unreadable, other env). ``docs_page`` (relative to the Data Docs folder; not
+    saved by :meth:`to_dict` since its name holds the run time) is the GX page of this run."""
+
+    dataset: str
+    path: str
+    success: bool
+    error: str | None = None
+    episodes: int = 0
+    steps: int = 0
+    evaluated: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    docs_page: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("docs_page")
+        return d
+
+    def summary(self) -> str:
+        head = f"{self.dataset} ({self.path}): "
+        if self.error:
+            return head + self.error
+        size = f"{self.episodes} episodes, {self.steps} steps"
+        if self.success:
+            return head + f"all {self.evaluated} checks pass ({size})"
+        lines = [head + f"{len(self.failures)} of {self.evaluated} checks fail ({size})"]
+        return "\n".join(lines + [f"  - {f.summary()}" for f in self.failures])
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (np.generic,)):
+        v = v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return str(v)  # nan / inf / -inf stay readable in strict JSON
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if v is pd.NA or v is None:
+        return None
+    return v
+
+
+def _failure(res: dict[str, Any], max_examples: int) -> Failure:
+    cfg, r = res["expectation_config"], res.get("result") or {}
+    kw = cfg["kwargs"]
+    column = kw.get("column") or f"{kw.get('column_A')} == {kw.get('column_B')}"
+    examples = []
+    for row in (r.get("partial_unexpected_index_list") or [])[:max_examples]:
+        pair = [row.get(kw.get("column_A")), row.get(kw.get("column_B"))]
+        value = row.get(kw["column"]) if "column" in kw else pair
+        examples.append({"episode_id": row.get("episode_id"), "step": row.get("step"),
+                         "value": value})
+    err = (res.get("exception_info") or {}).get("exception_message")
+    return Failure(
+        expectation=cfg["type"], column=column,
+        description=cfg.get("description") or cfg["type"],
+        unexpected_count=r.get("unexpected_count"), element_count=r.get("element_count"),
+        observed=_jsonable(r.get("observed_value", err)), examples=_jsonable(examples),
+    )
+
+
+_CONTEXTS: dict[Path | None, Any] = {}
+
+
+def _context(docs_dir: Path | None):
+    """One ephemeral GX context per Data Docs folder (the site index lists its validations)."""
+    key = None if docs_dir is None else Path(docs_dir).absolute()
+    if key not in _CONTEXTS:
+        gx = _gx()
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        ctx = gx.get_context(mode="ephemeral")
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+        for site in list(ctx.get_config().data_docs_sites or {}):
+            ctx.delete_data_docs_site(site)
+        if key is not None:
+            ctx.add_data_docs_site(_SITE, {
+                "class_name": "SiteBuilder", "show_how_to_buttons": False,
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                                  "base_directory": str(key)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            })
+        _CONTEXTS[key] = ctx
+    from great_expectations.data_context import set_context
+
+    set_context(_CONTEXTS[key])  # GX resolves suites etc. through the "current" context
+    return _CONTEXTS[key]
+
+
+def release_context(docs_dir: Path | None) -> None:
+    """Drop the cached GX context of ``docs_dir`` (after its site has been built)."""
+    _CONTEXTS.pop(None if docs_dir is None else Path(docs_dir).absolute(), None)
+
+
+def validate_table(df: pd.DataFrame, suite: gx.ExpectationSuite, name: str, path: str = "",
+                   max_examples: int = 5, docs_dir: Path | None = None) -> ValidationReport:
+    """Validate a step table (from :func:`step_table`) against ``suite``.
+
+    With ``docs_dir`` the run is also rendered as GX Data Docs (``docs_dir/index.html``); every
+    call with the same ``docs_dir`` adds its page to that site.
+    """
+    gx = _gx()
+    ctx = _context(docs_dir)
+    df = add_check_columns(df)
+    from great_expectations.exceptions import DataContextError
+
+    # Replace objects of an earlier run with this name (cheaper than GX's add_or_update).
+    for factory in (ctx.checkpoints, ctx.validation_definitions, ctx.suites):
+        try:
+            factory.delete(name)
+        except DataContextError:
+            pass
+    source = ctx.data_sources.add_or_update_pandas(name)
+    asset = source.add_dataframe_asset("steps")
+    batch_def = asset.add_batch_definition_whole_dataframe("all steps")
+    suite.name = name
+    suite = ctx.suites.add(suite)
+    vd = ctx.validation_definitions.add(
+        gx.ValidationDefinition(name=name, data=batch_def, suite=suite))
+    result_format = {"result_format": "SUMMARY", "partial_unexpected_count": max_examples,
+                     "unexpected_index_column_names": _INDEX}
+    actions = [] if docs_dir is None else [
+        gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[_SITE])]
+    checkpoint = ctx.checkpoints.add(gx.Checkpoint(
+        name=name, validation_definitions=[vd], actions=actions, result_format=result_format))
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    run = checkpoint.run(batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=name))
+    (vr_id, vr), = run.run_results.items()
+    results = vr.to_json_dict()["results"]
+    failures = [_failure(r, max_examples) for r in results if not r["success"]]
+    page = None
+    if docs_dir is not None:
+        urls = ctx.get_docs_sites_urls(resource_identifier=vr_id, site_name=_SITE)
+        if urls and urls[0].get("site_url"):
+            url = urls[0]["site_url"].removeprefix("file://")
+            page = os.path.relpath(url, Path(docs_dir).absolute())
+    return ValidationReport(
+        dataset=name, path=path, success=not failures,
+        episodes=int(df["episode_id"].nunique()) if len(df) else 0, steps=len(df),
+        evaluated=len(results), failures=failures, docs_page=page,
+    )
+
+
+def check_env(metadata: dict[str, Any], env_cfg: EnvConfig, where: str) -> tuple[Space, Space]:
+    """The dataset's (observation, action) spaces, after checking they come from the configured
+    environment; raises :class:`DatasetError` naming the mismatch otherwise."""
+    import json
+
+    from minari.serialization import deserialize_space
+
+    from justask.envs.lunar import make_env
+
+    try:
+        spec = json.loads(metadata.get("env_spec") or "null") or {}
+        obs_space = deserialize_space(metadata["observation_space"])
+        act_space = deserialize_space(metadata["action_space"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise DatasetError(f"{where}: metadata.json lacks valid env_spec/spaces ({e}); "
+                           "re-run collect") from e
+    fix = ("re-run collect with the configured env, or set params return.env to the env the "
+           "dataset was recorded with")
+    if spec.get("id") != env_cfg.id:
+        raise DatasetError(f"{where}: recorded from env {spec.get('id')!r}, but params configure "
+                           f"{env_cfg.id!r}; {fix}")
+    env = make_env(env_cfg.id, env_cfg.continuous, env_cfg.max_episode_steps)
+    try:
+        for what, got, want in (("observation", obs_space, env.observation_space),
+                                ("action", act_space, env.action_space)):
+            if got != want:
+                raise DatasetError(f"{where}: {what} space {got} differs from the configured env's "
+                                   f"{want} (continuous={env_cfg.continuous}); {fix}")
+    finally:
+        env.close()
+    return obs_space, act_space
+
+
+def validate_dataset(path: Path, env_cfg: EnvConfig, expected_episodes: int, max_examples: int = 5,
+                     docs_dir: Path | None = None) -> ValidationReport:
+    """Validate the Minari dataset at ``path`` (see :func:`build_suite` for the checks).
+
+    Raises :class:`DatasetError` when the folder is missing or unreadable, or was recorded from
+    another environment than ``env_cfg``. Data problems are returned in the report.
+    """
+    path = Path(path)
+    obs_space, act_space = check_env(read_metadata(path), env_cfg, str(path))
+    episodes = read_episodes(path)
+    if not episodes:
+        raise DatasetError(f"{path}: the dataset holds no episodes; re-run collect")
+    suite = build_suite(obs_space, act_space, env_cfg.max_episode_steps, expected_episodes,
+                        path.name)
+    files = sorted(path.glob("**/*.hdf5"))
+    shown = str(files[0]) if len(files) == 1 else str(path)
+    return validate_table(step_table(episodes), suite, path.name, shown, max_examples, docs_dir)

@@ -1,0 +1,34 @@
+"""Rollout GIFs: watch a conditioned policy do what it was asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+
+from justask.data.atomic import atomic_write
+from justask.envs.lunar import make_env
+from justask.evaluate import ConditionedRollout
+
+
+def record_gif(model, env_cfg, target: float, env_seed: int, path: Path, device,
+               max_steps: int = 400, every: int = 2) -> Path:
+    """Roll out one episode asking for ``target`` and save every ``every``-th frame as a GIF."""
+    env = make_env(env_cfg.id, env_cfg.continuous, env_cfg.max_episode_steps, render_mode="rgb_array")
+    policy = ConditionedRollout(model, 1, np.array([target]), device)
+    policy.start(0, 0)
+    obs, _ = env.reset(seed=env_seed)
+    frames = [env.render()]
+    for step in range(max_steps):
+        action = policy.act(obs[None], np.array([True]))[0]
+        obs, reward, terminated, truncated, _ = env.step(action)
+        policy.observe(np.array([reward]), np.array([True]))
+        if step % every == 0 or terminated or truncated:
+            frames.append(env.render())
+        if terminated or truncated:
+            break
+    env.close()
+    frames = [f[::2, ::2] for f in frames]  # half resolution keeps the file small
+    atomic_write(path, lambda p: iio.imwrite(p, np.stack(frames), extension=".gif", duration=40, loop=0))
+    return path

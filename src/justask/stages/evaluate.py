@@ -1,0 +1,168 @@
+"""evaluate: roll every trained model out on held-out env seeds at every target return.
+
+Conditioned models (rvs, dt) are asked for each target in ``relabel.target_fractions``; BC and
+%BC ignore the condition and are rolled out once per seed. The model of each seed is the one
+selected on validation loss at training time; no evaluation result feeds back into selection.
+Writes ``metrics/return.json`` (git-tracked, for ``dvc metrics diff``), achieved-vs-target plot
+data, per-episode results, a GIF of the best conditioned model at the highest target, and logs
+everything to MLflow.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from justask.config import Params
+from justask.data.atomic import atomic_write, write_json, write_text
+from justask.data.relabel import StepTable
+from justask.evaluate import rollout
+from justask.metrics import achieved_vs_target_rows, normalized_score, summarize
+from justask.models import CONDITIONED
+from justask.paths import family_paths
+from justask.seeding import seed_everything, stream_seeds
+from justask.stages import StageFailed
+from justask.stages.train import load_checkpoint
+from justask.tracking import setup_mlflow
+from justask.train import pick_device
+
+
+def held_out_seeds(path: Path, n: int, collect_seeds: set[int]) -> list[int]:
+    """The first ``n`` frozen evaluation seeds, checked disjoint from collection's seeds."""
+    seeds = json.loads(Path(path).read_text())["seeds"]
+    if len(seeds) < n:
+        raise StageFailed(f"{path}: holds {len(seeds)} seeds but evaluate.episodes asks for {n}; "
+                          "lower evaluate.episodes or add seeds to the file")
+    overlap = set(seeds[:n]) & collect_seeds
+    if overlap:
+        raise StageFailed(f"{path}: evaluation seeds {sorted(overlap)[:5]} were used by collect; "
+                          "evaluation must run on held-out seeds")
+    return [int(s) for s in seeds[:n]]
+
+
+def evaluate(params: Params, root: Path = Path(".")) -> dict:
+    fam, ecfg = params.return_, params.return_.evaluate
+    paths = family_paths("return", root)
+    device = pick_device(fam.train.device)
+    seed_everything(params.seed)
+    torch.set_grad_enabled(False)
+    conditions = json.loads(paths.conditions.read_text())
+    summary = json.loads(paths.collect_summary.read_text())
+    collect_seeds = set()
+    for b in summary["behaviours"]:
+        collect_seeds |= set(stream_seeds(params.seed, f"collect/{b}", summary["behaviours"][b]["episodes"]))
+    seeds = held_out_seeds(paths.eval_seeds, ecfg.episodes, collect_seeds)
+    fractions = conditions["target_fractions"]
+    t0 = time.perf_counter()
+
+    rows: list[dict] = []
+    for dataset, cond in conditions["datasets"].items():
+        targets = [cond["target_returns"][f"{f:g}"] for f in fractions]
+        for model_name in fam.train.models:
+            for tseed in fam.train.seeds:
+                ckpt = paths.run_dir(dataset, model_name, tseed) / "model.pt"
+                try:
+                    model, _ = load_checkpoint(ckpt, device)
+                except FileNotFoundError:
+                    raise StageFailed(f"{ckpt}: missing; run `dvc repro train@return`") from None
+                except ValueError as e:
+                    raise StageFailed(str(e)) from None
+                asks = list(zip(fractions, targets, strict=True)) if model_name in CONDITIONED else [(None, 0.0)]
+                ep_seeds = [s for _ in asks for s in seeds]
+                ep_targets = [t for _, t in asks for _ in seeds]
+                results = rollout(model, fam.env, ep_seeds, ep_targets, ecfg.num_envs, device)
+                for i, r in enumerate(results):
+                    f, t = asks[i // len(seeds)]
+                    rows.append({"dataset": dataset, "model": model_name, "seed": tseed,
+                                 "target_fraction": np.nan if f is None else f,
+                                 "target_return": np.nan if f is None else t, "episode": i % len(seeds),
+                                 "env_seed": r.env_seed, "ret": r.ret, "length": r.length})
+            print(f"evaluate: {dataset}/{model_name} done ({time.perf_counter() - t0:.0f}s)")
+    episodes = pd.DataFrame(rows)
+
+    metrics: dict = {"ref_min_score": summary["ref_min_score"], "ref_max_score": summary["ref_max_score"],
+                     "seeds": list(fam.train.seeds), "episodes_per_target": ecfg.episodes,
+                     "target_fractions": fractions, "datasets": {}, "behaviours": {}}
+    data_returns = {}
+    for dataset in conditions["datasets"]:
+        table, _ = StepTable.load(paths.relabeled(dataset))
+        data_returns[dataset] = table.returns
+        metrics["datasets"][dataset] = summarize(
+            episodes[episodes.dataset == dataset], summary["ref_min_score"], summary["ref_max_score"],
+            table.returns, ecfg.bootstrap_reps, params.seed)
+    for name, b in summary["behaviours"].items():
+        metrics["behaviours"][name] = {
+            "mean_return": round(b["mean_return"], 4),
+            "score": round(float(normalized_score(b["mean_return"], summary["ref_min_score"],
+                                                  summary["ref_max_score"])), 4)}
+
+    out = paths.evaluate
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "episodes.csv", lambda p: episodes.to_csv(p, index=False, float_format="%.6g"))
+    plot_rows = achieved_vs_target_rows(episodes, data_returns)
+    write_text(paths.metrics.with_name("return-achieved.csv"), _csv(plot_rows))
+    write_json(paths.metrics, metrics)
+    gif = _gif(params, paths, metrics, conditions, seeds[0], device) if ecfg.gif else None
+    _log_mlflow(params, root, metrics, paths, gif)
+    print(f"evaluate: {len(episodes)} episodes in {time.perf_counter() - t0:.1f}s")
+    return metrics
+
+
+def _csv(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _gif(params: Params, paths, metrics: dict, conditions: dict, env_seed: int, device) -> Path | None:
+    """Render the best conditioned model (by IQM at the highest target) asked for that target."""
+    from justask.render import record_gif
+
+    top = f"t{conditions['target_fractions'][-1]:g}"
+    best = None
+    for dataset, d in metrics["datasets"].items():
+        for model, cells in d["models"].items():
+            if model in CONDITIONED and top in cells:
+                score = cells[top]["score_iqm"]
+                if best is None or score > best[0]:
+                    best = (score, dataset, model)
+    if best is None:
+        return None
+    _, dataset, model_name = best
+    seed0 = params.return_.train.seeds[0]
+    model, _ = load_checkpoint(paths.run_dir(dataset, model_name, seed0) / "model.pt", device)
+    target = conditions["datasets"][dataset]["target_returns"][top[1:]]
+    path = paths.evaluate / f"{dataset}-{model_name}-{top}.gif"
+    record_gif(model, params.return_.env, target, env_seed, path, device,
+               max_steps=params.return_.evaluate.gif_max_steps)
+    return path
+
+
+def _log_mlflow(params: Params, root: Path, metrics: dict, paths, gif: Path | None) -> None:
+    mlflow = setup_mlflow(params.tracking, root)
+    with mlflow.start_run(run_name="evaluate-return"):
+        mlflow.set_tags({"family": "return", "stage": "evaluate", "profile": params.profile})
+        mlflow.log_params({"episodes": params.return_.evaluate.episodes,
+                           "target_fractions": str(metrics["target_fractions"])})
+        flat = {}
+        for dataset, d in metrics["datasets"].items():
+            for model, cells in d["models"].items():
+                for key, cell in cells.items():
+                    flat[f"{dataset}.{model}.{key}.score_iqm"] = cell["score_iqm"]
+                    flat[f"{dataset}.{model}.{key}.return_mean"] = cell["return_mean"]
+        mlflow.log_metrics({k: v for k, v in flat.items() if v is not None})
+        mlflow.log_artifact(str(paths.metrics))
+        mlflow.log_artifact(str(paths.metrics.with_name("return-achieved.csv")))
+        if gif is not None:
+            mlflow.log_artifact(str(gif))

@@ -1,0 +1,169 @@
+"""The one supervised training loop, used by every model and every Optuna trial.
+
+Reads top to bottom: put the relabeled table on the device, sample windows of K steps by index
+arithmetic (no Python loop over samples), minimise the action loss with AdamW, evaluate a fixed
+validation set every ``eval_every`` steps, keep the weights with the lowest validation loss, stop
+early when it stops improving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from justask.data.relabel import StepTable
+from justask.models import Spec, build_model
+
+
+def pick_device(pref: str = "auto") -> torch.device:
+    if pref == "cuda" or (pref == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("train.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def data_spec(table: StepTable, meta: dict) -> Spec:
+    """Model input spec from the training rows of a relabeled table."""
+    train_rows = table.split[table.episode] == 0
+    obs = table.observations[train_rows]
+    discrete = table.actions.ndim == 1
+    return Spec(
+        obs_dim=obs.shape[1],
+        act_dim=int(table.actions.max()) + 1 if discrete else table.actions.shape[1],
+        discrete=discrete,
+        max_timestep=int(meta["max_episode_steps"]),
+        obs_mean=tuple(float(x) for x in obs.mean(0)),
+        obs_std=tuple(float(x) for x in obs.std(0)),
+        return_scale=float(max(1.0, meta["ref_max_score"] - meta["ref_min_score"])),
+    )
+
+
+class Steps:
+    """A relabeled table on the device, restricted to some episodes, sampled as windows."""
+
+    def __init__(self, table: StepTable, episodes: np.ndarray, device: torch.device):
+        rows = np.flatnonzero(np.isin(table.episode, episodes))
+        if len(rows) == 0:
+            raise ValueError("no steps selected for training; check the split and top_fraction")
+        t = lambda a: torch.as_tensor(np.ascontiguousarray(a), device=device)  # noqa: E731
+        self.rows = t(rows)
+        self.obs, self.actions = t(table.observations), t(table.actions)
+        self.rtg, self.timesteps = t(table.rtg), t(table.timesteps)
+        self.ep_start = t(table.starts[table.episode])
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def windows(self, ends: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
+        """Windows of ``k`` steps ending at table rows ``ends``, left-padded at episode starts."""
+        idx = ends[:, None] - torch.arange(k - 1, -1, -1, device=self.device)
+        mask = idx >= self.ep_start[ends][:, None]
+        idx = torch.where(mask, idx, ends[:, None])
+        m = mask.unsqueeze(-1)
+        act = self.actions[idx]
+        return {
+            "obs": self.obs[idx] * m,
+            "actions": act * (mask if act.ndim == 2 else m),
+            "rtg": self.rtg[idx] * mask,
+            "timesteps": self.timesteps[idx] * mask,
+            "mask": mask,
+        }
+
+    def sample(self, gen: torch.Generator, batch: int, k: int) -> dict[str, torch.Tensor]:
+        pick = torch.randint(len(self.rows), (batch,), generator=gen, device="cpu").to(self.device)
+        return self.windows(self.rows[pick], k)
+
+
+@dataclass
+class FitResult:
+    model: torch.nn.Module
+    best_val_loss: float
+    best_step: int
+    steps_run: int
+    curve: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    samples_per_second: float = 0.0
+
+
+def evaluate_loss(model, data: Steps, batch: int) -> float:
+    """Mean validation loss over every row of ``data`` (deterministic, no sampling)."""
+    model.eval()
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(data), batch):
+            ends = data.rows[i:i + batch]
+            total += float(model.loss(data.windows(ends, model.context))) * len(ends)
+            n += len(ends)
+    model.train()
+    return total / max(n, 1)
+
+
+def fit(
+    kind: str,
+    hp: dict,
+    spec: Spec,
+    train: Steps,
+    val: Steps,
+    *,
+    steps: int,
+    eval_every: int,
+    patience: int,
+    seed: int,
+    device: torch.device,
+    report: Callable[[int, float], None] | None = None,
+    log: Callable[[dict], None] | None = None,
+) -> FitResult:
+    """Train one model; ``report(step, val_loss)`` may raise to stop early (Optuna pruning)."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = build_model(kind, hp, spec).to(device)
+    fused = device.type == "cuda"
+    opt = torch.optim.AdamW(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"], fused=fused)
+    warmup = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else contextlib.nullcontext())
+    best = (math.inf, 0, None)
+    curve: list[dict] = []
+    bad_evals, step = 0, 0
+    start = time.perf_counter()
+    for step in range(1, steps + 1):
+        batch = train.sample(gen, hp["batch_size"], model.context)
+        with autocast:
+            loss = model.loss(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % eval_every == 0 or step == steps:
+            with autocast:
+                val_loss = evaluate_loss(model, val, 4096)
+            point = {"step": step, "train_loss": loss.item(), "val_loss": val_loss}
+            curve.append(point)
+            if log:
+                log(point)
+            if val_loss < best[0] - 1e-5:
+                best = (val_loss, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+                bad_evals = 0
+            else:
+                bad_evals += 1
+            if report:
+                report(step, val_loss)
+            if bad_evals >= patience:
+                break
+    seconds = time.perf_counter() - start
+    if best[2] is not None:
+        model.load_state_dict(best[2])
+    model.eval()
+    return FitResult(model, best[0], best[1], step, curve, seconds,
+                     step * hp["batch_size"] / max(seconds, 1e-9))
