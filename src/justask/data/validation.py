@@ -143,10 +143,12 @@ def build_suite(observation_space: Space, action_space: Space, max_episode_steps
         rng = f"[{_fmt(lo)}, {_fmt(hi)}]"
         for col, what, cond in ((f"obs_{j}", "observation", None),
                                 (f"next_obs_{j}", "final observation", Column("is_last") == True)):  # noqa: E712
+            meta = {"unit": "episodes"} if cond is not None else None
             add(E.ExpectColumnValuesToNotBeNull(
-                column=col, row_condition=cond, description=f"{what} {j} is present (not NaN)"))
+                column=col, row_condition=cond, meta=meta,
+                description=f"{what} {j} is present (not NaN)"))
             add(E.ExpectColumnValuesToBeBetween(
-                column=col, min_value=lo, max_value=hi, row_condition=cond,
+                column=col, min_value=lo, max_value=hi, row_condition=cond, meta=meta,
                 description=f"{what} {j} is finite and inside the observation space {rng}"))
 
     if isinstance(action_space, spaces.Discrete):
@@ -179,19 +181,20 @@ def build_suite(observation_space: Space, action_space: Space, max_episode_steps
         column="step_gap", value_set=[1],
         description="steps are contiguous from 0 "
                     "(a gap of 0 is a duplicated step, >1 a missing one)"))
-    per_episode = Column("episode_row") == 0  # one row per episode, so examples are episodes
+    # Per-episode checks look at each episode's first row only, so examples are episodes.
+    per_episode = {"row_condition": Column("episode_row") == 0,
+                   "meta": {"unit": "episodes", "show_step": False}}
     add(E.ExpectColumnPairValuesToBeEqual(
-        column_A="rows_in_episode", column_B="episode_length", row_condition=per_episode,
+        column_A="rows_in_episode", column_B="episode_length", **per_episode,
         description="each episode has one row per step of its length"))
     add(E.ExpectColumnValuesToBeInSet(
-        column="end_flags", value_set=[1], row_condition=per_episode,
+        column="end_flags", value_set=[1], **per_episode,
         description="exactly one step per episode is terminated or truncated"))
     add(E.ExpectColumnValuesToBeInSet(
         column="end_flag_ok", value_set=[True],
         description="terminated/truncated is set on the last step of its episode and nowhere else"))
     add(E.ExpectColumnValuesToBeBetween(
-        column="episode_length", min_value=1, max_value=max_episode_steps,
-        row_condition=per_episode,
+        column="episode_length", min_value=1, max_value=max_episode_steps, **per_episode,
         description=f"episode length is between 1 and max_episode_steps ({max_episode_steps})"))
     add(E.ExpectColumnUniqueValueCountToBeBetween(
         column="episode_id", min_value=expected_episodes, max_value=expected_episodes,
@@ -213,15 +216,17 @@ class Failure:
     element_count: int | None = None
     observed: Any = None
     examples: list[dict[str, Any]] = field(default_factory=list)
+    unit: str = "rows"  # what unexpected_count counts: step rows or episodes
 
     def summary(self) -> str:
         """One line: what failed, how often, and example values."""
         head = f"{self.column}: expected {self.description} [{self.expectation}]; "
         if self.unexpected_count is None:
             return head + f"observed {self.observed}"
-        where = ", ".join(f"episode {e['episode_id']} step {e['step']} = {_show(e['value'])}"
-                          for e in self.examples)
-        counts = f"{self.unexpected_count} of {self.element_count} rows checked fail"
+        where = ", ".join(
+            f"episode {e['episode_id']}" + (f" step {e['step']}" if "step" in e else "")
+            + f" = {_show(e['value'])}" for e in self.examples)
+        counts = f"{self.unexpected_count} of {self.element_count} {self.unit} fail"
         return head + f"{counts}, e.g. {where}"
 
 
@@ -251,9 +256,9 @@ class ValidationReport:
         return d
 
     def summary(self) -> str:
-        head = f"{self.dataset} ({self.path}): "
         if self.error:
-            return head + self.error
+            return f"{self.dataset}: {self.error}"
+        head = f"{self.dataset} ({self.path}): "
         size = f"{self.episodes} episodes, {self.steps} steps"
         if self.success:
             return head + f"all {self.evaluated} checks pass ({size})"
@@ -277,20 +282,23 @@ def _jsonable(v: Any) -> Any:
 
 def _failure(res: dict[str, Any], max_examples: int) -> Failure:
     cfg, r = res["expectation_config"], res.get("result") or {}
-    kw = cfg["kwargs"]
+    kw, meta = cfg["kwargs"], cfg.get("meta") or {}
     column = kw.get("column") or f"{kw.get('column_A')} == {kw.get('column_B')}"
     examples = []
     for row in (r.get("partial_unexpected_index_list") or [])[:max_examples]:
         pair = [row.get(kw.get("column_A")), row.get(kw.get("column_B"))]
         value = row.get(kw["column"]) if "column" in kw else pair
-        examples.append({"episode_id": row.get("episode_id"), "step": row.get("step"),
-                         "value": value})
+        example = {"episode_id": row.get("episode_id"), "step": row.get("step"), "value": value}
+        if not meta.get("show_step", True):
+            del example["step"]
+        examples.append(example)
     err = (res.get("exception_info") or {}).get("exception_message")
     return Failure(
         expectation=cfg["type"], column=column,
         description=cfg.get("description") or cfg["type"],
         unexpected_count=r.get("unexpected_count"), element_count=r.get("element_count"),
         observed=_jsonable(r.get("observed_value", err)), examples=_jsonable(examples),
+        unit=meta.get("unit", "rows"),
     )
 
 
