@@ -113,6 +113,7 @@ class TrainConfig(Strict):
     seeds: list[Annotated[int, Field(ge=0)]] = [0, 1, 2]
     eval_every: PosInt = 250
     patience: PosInt = 4
+    val_rows: Annotated[int, Field(ge=16)] = 2048  # validation loss on an evenly spaced subset
     device: Literal["auto", "cpu", "cuda"] = "auto"
     models: dict[str, ModelConfig]
     tune: TuneConfig = TuneConfig()

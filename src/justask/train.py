@@ -48,10 +48,13 @@ def data_spec(table: StepTable, meta: dict) -> Spec:
 class Steps:
     """A relabeled table on the device, restricted to some episodes, sampled as windows."""
 
-    def __init__(self, table: StepTable, episodes: np.ndarray, device: torch.device):
+    def __init__(self, table: StepTable, episodes: np.ndarray, device: torch.device,
+                 max_rows: int | None = None):
         rows = np.flatnonzero(np.isin(table.episode, episodes))
         if len(rows) == 0:
             raise ValueError("no steps selected for training; check the split and top_fraction")
+        if max_rows is not None and len(rows) > max_rows:  # evenly spaced, deterministic subset
+            rows = rows[np.linspace(0, len(rows) - 1, max_rows).astype(np.int64)]
         t = lambda a: torch.as_tensor(np.ascontiguousarray(a), device=device)  # noqa: E731
         self.rows = t(rows)
         self.obs, self.actions = t(table.observations), t(table.actions)

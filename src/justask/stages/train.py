@@ -90,7 +90,8 @@ def train(params: Params, root: Path = Path(".")) -> None:
         for kind, mcfg in tcfg.models.items():
             base = mcfg.model_dump(exclude={"tune", "steps", "top_fraction"})
             train_data = Steps(table, episodes_for(kind, table, 0, mcfg.top_fraction), device)
-            val_data = Steps(table, episodes_for(kind, table, 1, mcfg.top_fraction), device)
+            val_data = Steps(table, episodes_for(kind, table, 1, mcfg.top_fraction), device,
+                             max_rows=tcfg.val_rows)
             out = paths.train / dataset / kind
             with mlflow.start_run(run_name=f"{dataset}-{kind}"):
                 mlflow.set_tags({"family": "return", "dataset": dataset, "model": kind,
