@@ -5,9 +5,9 @@
   ephemeral Prefect API, whose first migration is slow), MLflow tracking in a temporary SQLite
   database, and the venv's bin dir first on PATH (dvc runs `justask` from there).
 * ``make_repo_copy`` / ``repo_copy``: a temporary, ``git init``-ed copy of this repository (tracked
-  and new files, plus the git-ignored data/ and profiles/), switched to the test profile, with a
-  DVC cache shared by the whole session. Run ``dvc repro`` or the Prefect flow in it, never in the
-  real workspace.
+  and new, not ignored files; data/ restored with ``dvc pull data.dvc`` as in a fresh clone),
+  switched to the test profile, with its own DVC cache (or, opt-in, one shared by the session).
+  Run ``dvc repro`` or the Prefect flow in it, never in the real workspace.
 """
 
 import os
@@ -22,8 +22,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-# Inputs that are git-ignored (tracked by DVC) but needed to run the pipeline in a copy.
-UNTRACKED_INPUTS = ("data", "profiles")
 GIT_ID = ["-c", "user.name=justask-tests", "-c", "user.email=tests@localhost",
           "-c", "commit.gpgsign=false"]
 
@@ -81,8 +79,12 @@ def copy_repo(dest: Path, dvc_cache: Path | None = None, profile: str | None = "
 
     profile: run `justask profile <profile>` in the copy (skips the test if that profile does
     not exist yet); None keeps params.yaml as it is.
-    with_data: copy data/ directly; False leaves it out, as in a fresh clone.
-    dvc_cache: DVC cache dir to use (shared across copies: outputs and run cache are reused).
+    with_data: restore data/ as a fresh clone does (`dvc pull data.dvc`, offline, from the
+    committed dvc-inputs/ remote); False leaves it out. So data/ is what data.dvc says, and is in
+    the copy's cache (`dvc status` is clean).
+    dvc_cache: DVC cache dir to use instead of the copy's own .dvc/cache. Sharing one across
+    copies shares DVC's run cache too: a stage that ran in one copy is then restored, not run
+    ("Stage ... is cached - skipping run"), in the next.
     """
     dest.mkdir(parents=True, exist_ok=True)
     for rel in _project_files():
@@ -90,14 +92,14 @@ def copy_repo(dest: Path, dvc_cache: Path | None = None, profile: str | None = "
         if src.is_file():  # skips tracked files deleted in the workspace
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
-    for name in UNTRACKED_INPUTS:
-        if name == "data" and not with_data:
-            continue
-        if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, dest / name, dirs_exist_ok=True)
     run(["git", "init", "-q", "-b", "main"], dest)
     if dvc_cache is not None:
         run([str(BIN / "dvc"), "cache", "dir", "--local", str(dvc_cache)], dest)
+    if with_data:
+        pulled = run([str(BIN / "dvc"), "pull", "data.dvc"], dest, check=False)
+        assert pulled.returncode == 0, (
+            "data/ could not be restored from the dvc-inputs/ remote: after changing data/, run "
+            "`dvc add data && dvc push data.dvc`\n" + pulled.stdout + pulled.stderr)
     if profile is not None:
         if not (dest / "profiles" / f"{profile}.yaml").exists():
             pytest.skip(f"profiles/{profile}.yaml does not exist yet")
@@ -114,10 +116,14 @@ def dvc_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def make_repo_copy(tmp_path: Path, dvc_cache_dir: Path) -> Callable[..., Path]:
-    """Factory: ``make_repo_copy(profile="test", with_data=True, name="repo")`` -> path."""
+    """Factory: ``make_repo_copy(profile="test", with_data=True, shared_cache=False,
+    name="repo")`` -> path. Each copy has its own DVC cache unless ``shared_cache`` (the session
+    cache: faster, but stages that ran in an earlier test are restored from the run cache)."""
 
-    def make(profile: str | None = "test", with_data: bool = True, name: str = "repo") -> Path:
-        return copy_repo(tmp_path / name, dvc_cache_dir, profile=profile, with_data=with_data)
+    def make(profile: str | None = "test", with_data: bool = True, shared_cache: bool = False,
+             name: str = "repo") -> Path:
+        return copy_repo(tmp_path / name, dvc_cache_dir if shared_cache else None,
+                         profile=profile, with_data=with_data)
 
     return make
 

@@ -30,7 +30,8 @@ class PolicyModel(mlflow.pyfunc.PythonModel):
             "rtg": torch.as_tensor(model_input["rtg"].to_numpy(np.float32))[:, None],
             "actions": torch.zeros((n, 1) if spec.discrete else (n, 1, spec.act_dim),
                                    dtype=torch.long if spec.discrete else torch.float32),
-            "timesteps": torch.as_tensor(model_input.get("timestep", pd.Series(np.zeros(n))).to_numpy(np.int64))[:, None],
+            "timesteps": torch.as_tensor(
+                model_input.get("timestep", pd.Series(np.zeros(n))).to_numpy(np.int64))[:, None],
             "mask": torch.ones(n, 1, dtype=torch.bool),
         }
         return self.model.act(batch).numpy()
