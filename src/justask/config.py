@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from justask.envs.lunar import CONTROLLERS
 
@@ -153,12 +153,6 @@ class ReturnFamily(Strict):
     evaluate: EvaluateConfig = EvaluateConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    @model_validator(mode="after")
-    def consistent(self) -> ReturnFamily:
-        if self.evaluate.num_envs < 1:
-            raise ValueError("evaluate.num_envs must be >= 1")
-        return self
 
 
 class TrackingConfig(Strict):

@@ -8,9 +8,6 @@ build episode buffers). A dataset written here loads with ``minari.load_dataset`
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ import numpy as np
 from minari.data_collector.episode_buffer import EpisodeBuffer
 from minari.dataset.minari_storage import MinariStorage
 
+from justask.data.atomic import atomic_dir
 from justask.envs.runner import Episode
 
 
@@ -33,9 +31,8 @@ def write_dataset(path: Path, episodes: Iterable[Episode], env, metadata: dict[s
     the new one is complete.
     """
     path = Path(path).absolute()  # Minari joins relative paths twice
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
+    with atomic_dir(path) as tmp:
+        tmp.rmdir()  # MinariStorage.new creates the folder itself
         storage = MinariStorage.new(
             tmp, observation_space=env.observation_space, action_space=env.action_space,
             env_spec=env.spec, data_format="hdf5",
@@ -51,16 +48,6 @@ def write_dataset(path: Path, episodes: Iterable[Episode], env, metadata: dict[s
         storage.update_episodes(buffers)
         storage.update_metadata({"dataset_id": metadata.pop("dataset_id", path.name),
                                  "minari_version": _minari_version(), **metadata})
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return path
 
 

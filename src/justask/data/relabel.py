@@ -7,13 +7,12 @@ The relabeled table is a folder of ``.npy`` arrays (byte-stable, memory-mappable
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from justask.data.atomic import atomic_dir
 
 
 def returns_to_go(rewards: np.ndarray) -> np.ndarray:
@@ -60,20 +59,10 @@ class StepTable:
 
     def save(self, path: Path, meta: dict) -> Path:
         """Write all arrays and ``meta.json`` into ``path`` atomically (temp folder, rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-        tmp.mkdir()
-        try:
+        with atomic_dir(path) as tmp:
             for name in self.ARRAYS:
                 np.save(tmp / f"{name}.npy", getattr(self, name), allow_pickle=False)
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
         return path
 
     @classmethod

@@ -111,7 +111,7 @@ def train(params: Params, root: Path = Path(".")) -> None:
                 for seed in tcfg.seeds:
                     curves += _fit_one(mlflow, kind, hp, spec, train_data, val_data, mcfg.steps, tcfg,
                                        seed, device, dataset, paths.run_dir(dataset, kind, seed))
-    _write_curves(paths.base / "curves.csv", curves)
+    write_text(paths.base / "curves.csv", _csv(curves))
     print(f"train: done in {time.perf_counter() - t0:.1f}s on {device}")
 
 
@@ -146,6 +146,3 @@ def _csv(rows: list[dict]) -> str:
         writer.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in CURVE_FIELDS})
     return buf.getvalue()
 
-
-def _write_curves(path: Path, rows: list[dict]) -> None:
-    write_text(path, _csv(rows))

@@ -8,31 +8,17 @@ with a message naming the failed checks, example bad values and the HTML report.
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from justask.config import Params
-from justask.data.atomic import write_json
+from justask.data.atomic import atomic_dir, write_json
 from justask.data.episodes import DatasetError
 from justask.data.validation import ValidationReport, release_context, validate_dataset
 from justask.paths import family_paths
 from justask.stages import StageFailed
-
-
-def _replace_dir(tmp: Path, out: Path) -> None:
-    """Swap the finished ``tmp`` folder in at ``out`` (the old one survives until then)."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, out)
 
 
 def _print_summary(reports: list[ValidationReport], console: Console) -> None:
@@ -55,27 +41,23 @@ def validate(params: Params, root: Path = Path(".")) -> dict[str, ValidationRepo
     (after writing all reports) if any is missing, from another env or fails a check."""
     fam = params.return_
     paths = family_paths("return", root)
-    out = paths.validate
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    docs = tmp / "docs"
     reports: dict[str, ValidationReport] = {}
-    try:
-        for name, mix in fam.collect.datasets.items():
-            ds_path = paths.dataset(name)
-            expected = sum(b.episodes for b in mix)
-            try:
-                report = validate_dataset(ds_path, fam.env, expected,
-                                          fam.validate_.max_examples, docs)
-            except DatasetError as e:  # missing, unreadable or from another env
-                report = ValidationReport(name, str(ds_path), success=False, error=str(e))
-            reports[name] = report
-            write_json(tmp / f"{name}.json", report.to_dict())
-        _replace_dir(tmp, out)
-    finally:
-        release_context(docs)
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    out = paths.validate
+    with atomic_dir(out) as tmp:
+        docs = tmp / "docs"
+        try:
+            for name, mix in fam.collect.datasets.items():
+                ds_path = paths.dataset(name)
+                expected = sum(b.episodes for b in mix)
+                try:
+                    report = validate_dataset(ds_path, fam.env, expected,
+                                              fam.validate_.max_examples, docs)
+                except DatasetError as e:  # missing, unreadable or from another env
+                    report = ValidationReport(name, str(ds_path), success=False, error=str(e))
+                reports[name] = report
+                write_json(tmp / f"{name}.json", report.to_dict())
+        finally:
+            release_context(docs)
 
     console = Console()
     _print_summary(list(reports.values()), console)
