@@ -1,0 +1,88 @@
+"""Development sweep: which training settings make a return-conditioned policy obey its condition?
+
+This is how the default profile's settings and the Optuna search space (src/justask/tune.py) were
+chosen. It rolls policies out on *development* env seeds, a fixed range checked disjoint from
+the frozen evaluation seeds in data/eval_seeds.json. No number in metrics/return.json comes from
+these seeds.
+
+    make run                                   # builds artifacts/return/relabel/*
+    .venv/bin/python benchmarks/conditioning_sweep.py [dataset ...]
+
+For each dataset and config it prints one JSON line with:
+- the best validation loss;
+- the conditioning gap: validation loss with return-to-go shuffled across rows, minus the true
+  validation loss (how much the model uses its condition);
+- the normalized score when asked for 50 / 100 / 120 (mean over 20 dev seeds, training seed 0);
+- the fit time.
+Results from one run are recorded in benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from justask.config import load_params
+from justask.data.relabel import StepTable
+from justask.evaluate import rollout
+from justask.metrics import normalized_score
+from justask.stages.train import episodes_for
+from justask.train import Steps, data_spec, evaluate_loss, fit
+
+DEV_SEEDS = list(range(500_000_000, 500_000_020))
+ASK = [0.5, 1.0, 1.2]
+BASE = {"hidden": 256, "layers": 2, "heads": 2, "context": 10, "dropout": 0.1, "lr": 1e-3,
+        "weight_decay": 1e-4, "batch_size": 256}
+CONFIGS = [  # (model, steps, overrides of BASE)
+    ("bc", 1000, {}),
+    ("rvs", 2000, {"batch_size": 512}),
+    ("rvs", 2000, {"layers": 4, "dropout": 0.185, "lr": 6.9e-4}),  # what val-loss Optuna picked first
+    ("rvs", 4000, {"layers": 3, "dropout": 0.0, "batch_size": 512}),  # default profile
+    ("rvs", 4000, {"layers": 3, "dropout": 0.05, "batch_size": 512}),
+    ("dt", 1000, {"hidden": 64, "dropout": 0.1, "lr": 6e-4, "batch_size": 64}),  # first default
+    ("dt", 2500, {"hidden": 64, "dropout": 0.0, "lr": 1e-3, "batch_size": 64}),  # default profile
+]
+
+
+def main(datasets: list[str]) -> None:
+    root = Path(".")
+    params = load_params(root / "params.yaml")
+    eval_seeds = set(json.loads((root / "data" / "eval_seeds.json").read_text())["seeds"])
+    if set(DEV_SEEDS) & eval_seeds:
+        raise SystemExit("development seeds overlap data/eval_seeds.json; pick another range")
+    conditions = json.loads((root / "artifacts/return/relabel/conditions.json").read_text())["datasets"]
+    device = torch.device("cpu")
+    for dataset in datasets or list(conditions):
+        table, meta = StepTable.load(root / "artifacts/return/relabel" / dataset)
+        spec, cond = data_spec(table, meta), conditions[dataset]
+        for kind, steps, overrides in CONFIGS:
+            hp = {**BASE, **overrides}
+            train = Steps(table, episodes_for(kind, table, 0, 0.1), device)
+            val = Steps(table, episodes_for(kind, table, 1, 0.1), device, max_rows=2048)
+            t0 = time.perf_counter()
+            result = fit(kind, hp, spec, train, val, steps=steps, eval_every=250, patience=4, seed=0,
+                         device=device)
+            fit_s = time.perf_counter() - t0
+            val.rtg = val.rtg[torch.randperm(len(val.rtg), generator=torch.Generator().manual_seed(0))]
+            gap = evaluate_loss(result.model, val, 4096) - result.best_val_loss
+            asks = ASK if kind in ("rvs", "dt") else [1.0]
+            targets = [cond["target_returns"][f"{f:g}"] for f in asks]
+            episodes = rollout(result.model, params.return_.env, DEV_SEEDS * len(asks),
+                               [t for t in targets for _ in DEV_SEEDS], 64, device)
+            rets = np.array([e.ret for e in episodes]).reshape(len(asks), len(DEV_SEEDS))
+            scores = normalized_score(rets, cond["ref_min_score"], cond["ref_max_score"]).mean(1)
+            print(json.dumps({
+                "dataset": dataset, "model": kind, "steps": steps, **overrides,
+                "val_loss": round(result.best_val_loss, 4), "best_step": result.best_step,
+                "conditioning_gap": round(gap, 4),
+                "score": {f"ask {100 * f:g}": round(float(s), 1) for f, s in zip(asks, scores, strict=True)},
+                "fit_s": round(fit_s, 1)}), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
