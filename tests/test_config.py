@@ -82,6 +82,8 @@ def _set(path: str, value) -> Callable[[dict], None]:
         ("return.relabel.target_fractions", [0.5, 0.3, 1.0], "strictly increasing"),
         ("return.relabel.target_fractions", [0.5, 0.5], "strictly increasing"),
         ("return.train.seeds", [0, 0], "distinct"),
+        ("language.collect.levels", ["BabyAI-GoToNowhere-v0"], "unknown BabyAI level(s)"),
+        ("language.collect.mix.0.behaviour", "oracle", "'bot', 'other_goal', 'noisy_bot' or 'random'"),
     ],
 )
 def test_invalid_field_is_named(tmp_path, field, value, expected):
@@ -89,6 +91,26 @@ def test_invalid_field_is_named(tmp_path, field, value, expected):
     assert f"{field}:" in message
     assert expected in message
     assert "1 invalid setting(s)" in message
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "at", "expected"),
+    [
+        ("language.collect.mix.1.epsilon", 0.0, "language.collect.mix.1", "epsilon must be > 0 for noisy_bot"),
+        ("language.collect.mix.0.epsilon", 0.2, "language.collect.mix.0", "epsilon must be > 0 for noisy_bot"),
+        ("language.relabel.held_out.colour_object", [["red", "ball"], ["red", "box"], ["red", "key"]],
+         "language.relabel.held_out", "colour 'red'"),
+        ("language.relabel.held_out.colour_object", [["pink", "ball"]],
+         "language.relabel.held_out.colour_object.0.0", "'red', 'green'"),
+        ("language.relabel.held_out.verb_object", [["pickup", "ball"], ["pickup", "box"], ["pickup", "key"]],
+         "language.relabel.held_out", "verb 'pickup'"),
+    ],
+)
+def test_invalid_combination_is_named(tmp_path, field, value, at, expected):
+    """Checks across fields name the entry that holds them."""
+    message = _error(tmp_path, _set(field, value))
+    assert f"{at}:" in message
+    assert expected in message
 
 
 def test_unknown_model_kind(tmp_path):

@@ -25,7 +25,7 @@ class StageName(str, Enum):
     evaluate = "evaluate"
 
 
-FAMILIES = ("return",)
+FAMILIES = ("return", "language")
 
 
 def _check_family(family: str) -> None:
@@ -49,9 +49,8 @@ def stage(
         raise typer.Exit(2) from None
     from justask import stages
 
-    runner = getattr(stages, name.value)
     try:
-        runner(cfg, Path("."))
+        stages.run_stage(name.value, cfg, Path("."), family)
     except stages.StageFailed as e:
         err_console.print(f"[red]{name.value} failed[/]\n{e}")
         raise typer.Exit(1) from None

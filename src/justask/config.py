@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from justask.envs.lunar import CONTROLLERS
 
@@ -155,6 +155,97 @@ class ReturnFamily(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+# --- language family (BabyAI) -----------------------------------------------------------------
+
+COLOURS = ("red", "green", "blue", "purple", "yellow", "grey")
+OBJECT_TYPES = ("ball", "box", "key", "door")
+VERBS = ("goto", "pickup", "open", "putnext")
+GRID_BEHAVIOURS = ("bot", "other_goal", "noisy_bot", "random")
+
+
+def babyai_levels() -> set[str]:
+    """Registered BabyAI level ids (importing minigrid registers them with gymnasium)."""
+    import gymnasium as gym
+    import minigrid  # noqa: F401
+
+    return {k for k in gym.registry if k.startswith("BabyAI-")}
+
+
+class GridBehaviourSpec(Strict):
+    """``episodes`` per level of a BabyAI behaviour: the bot on its own mission, the bot on
+    another goal in the same room, the bot with epsilon-random actions, or a random walk."""
+
+    behaviour: Literal[GRID_BEHAVIOURS]  # type: ignore[valid-type]
+    epsilon: Fraction = 0.0
+    episodes: PosInt
+
+    @model_validator(mode="after")
+    def epsilon_only_for_noisy_bot(self) -> GridBehaviourSpec:
+        if (self.behaviour == "noisy_bot") != (self.epsilon > 0):
+            raise ValueError("epsilon must be > 0 for noisy_bot and 0 (omitted) for every other behaviour")
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.behaviour if self.epsilon == 0 else f"{self.behaviour}-eps{self.epsilon:g}"
+
+
+class LanguageCollectConfig(Strict):
+    levels: list[str]
+    workers: Annotated[int, Field(ge=1, le=64)] = 2
+    mix: list[GridBehaviourSpec]
+    demos: PosInt  # bot episodes per level with their own missions: the demos-only baseline's data
+
+    @field_validator("levels")
+    @classmethod
+    def known_levels(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("levels must be a non-empty list of distinct BabyAI level ids")
+        unknown = sorted(set(v) - babyai_levels())
+        if unknown:
+            raise ValueError(f"unknown BabyAI level(s) {unknown}; use ids like BabyAI-GoToLocal-v0 "
+                             "(see minigrid's registered BabyAI-* environments)")
+        return v
+
+    @field_validator("mix")
+    @classmethod
+    def distinct_behaviours(cls, v: list[GridBehaviourSpec]) -> list[GridBehaviourSpec]:
+        names = [b.name for b in v]
+        if not v or len(set(names)) != len(names):
+            raise ValueError(f"mix must list each behaviour once and not be empty (found {names})")
+        return v
+
+
+class HeldOutConfig(Strict):
+    """Conditions never trained on: any instruction that uses one of these combinations is
+    removed from training and asked only at evaluation; paraphrase templates are evaluation-only."""
+
+    colour_object: list[tuple[Literal[COLOURS], Literal[OBJECT_TYPES]]] = []  # type: ignore[valid-type]
+    verb_object: list[tuple[Literal[VERBS], Literal[OBJECT_TYPES]]] = []  # type: ignore[valid-type]
+    paraphrases: str = "data/language/paraphrases.yaml"
+
+    @model_validator(mode="after")
+    def leaves_training_data(self) -> HeldOutConfig:
+        from justask.data.language import check_held_out
+
+        check_held_out(self.colour_object, self.verb_object)
+        return self
+
+
+class LanguageRelabelConfig(Strict):
+    val_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.1
+    max_sequences: Annotated[int, Field(ge=0, le=16)] = 2  # "<a> then <b>" labels per episode
+    held_out: HeldOutConfig = HeldOutConfig()
+
+
+class LanguageFamily(Strict):
+    collect: LanguageCollectConfig
+    validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
+    relabel: LanguageRelabelConfig = LanguageRelabelConfig()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 class TrackingConfig(Strict):
     mlflow_uri: str = "sqlite:///artifacts/mlflow.db"
     experiment: str = "justask"
@@ -165,6 +256,7 @@ class Params(Strict):
     profile: str = "default"
     tracking: TrackingConfig = TrackingConfig()
     return_: ReturnFamily = Field(alias="return")
+    language: LanguageFamily | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

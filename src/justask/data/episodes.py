@@ -25,26 +25,32 @@ class DatasetError(ValueError):
 
 
 def write_dataset(path: Path, episodes: Iterable[Episode], env, metadata: dict[str, Any]) -> Path:
-    """Write ``episodes`` as a Minari dataset at ``path``, atomically (temp dir, then rename).
+    """Write vector-observation ``episodes`` as a Minari dataset at ``path``, atomically.
 
     ``env`` provides the spaces and spec. A previous dataset at ``path`` stays intact until
     the new one is complete.
     """
+    buffers = [
+        EpisodeBuffer(
+            id=i, seed=e.seed, observations=e.observations.astype(np.float32),
+            actions=e.actions, rewards=e.rewards, terminations=e.terminations,
+            truncations=e.truncations, infos={},
+        )
+        for i, e in enumerate(episodes)
+    ]
+    return write_buffers(path, buffers, env.observation_space, env.action_space, env.spec, metadata)
+
+
+def write_buffers(path: Path, buffers: list[EpisodeBuffer], observation_space, action_space, env_spec,
+                  metadata: dict[str, Any]) -> Path:
+    """Write Minari ``EpisodeBuffer``s (any observation space Minari serializes, e.g. ``Dict``;
+    string infos as bytes) to a dataset folder at ``path``: temp dir, then rename."""
     path = Path(path).absolute()  # Minari joins relative paths twice
+    metadata = dict(metadata)
     with atomic_dir(path) as tmp:
         tmp.rmdir()  # MinariStorage.new creates the folder itself
-        storage = MinariStorage.new(
-            tmp, observation_space=env.observation_space, action_space=env.action_space,
-            env_spec=env.spec, data_format="hdf5",
-        )
-        buffers = [
-            EpisodeBuffer(
-                id=i, seed=e.seed, observations=e.observations.astype(np.float32),
-                actions=e.actions, rewards=e.rewards, terminations=e.terminations,
-                truncations=e.truncations, infos={},
-            )
-            for i, e in enumerate(episodes)
-        ]
+        storage = MinariStorage.new(tmp, observation_space=observation_space, action_space=action_space,
+                                    env_spec=env_spec, data_format="hdf5")
         storage.update_episodes(buffers)
         storage.update_metadata({"dataset_id": metadata.pop("dataset_id", path.name),
                                  "minari_version": _minari_version(), **metadata})
