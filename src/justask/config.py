@@ -235,6 +235,7 @@ class HeldOutConfig(Strict):
 class LanguageRelabelConfig(Strict):
     val_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.1
     max_sequences: Annotated[int, Field(ge=0, le=16)] = 2  # "<a> then <b>" labels per episode
+    asks_per_group: Annotated[int, Field(ge=1, le=10_000)] = 50  # evaluation asks per (level, group)
     held_out: HeldOutConfig = HeldOutConfig()
 
 
