@@ -178,6 +178,7 @@ class GridBehaviourSpec(Strict):
     behaviour: Literal[GRID_BEHAVIOURS]  # type: ignore[valid-type]
     epsilon: Fraction = 0.0
     episodes: PosInt
+    max_steps: Annotated[int, Field(ge=1, le=10_000)] | None = None  # cut episodes short (None: level's limit)
 
     @model_validator(mode="after")
     def epsilon_only_for_noisy_bot(self) -> GridBehaviourSpec:
@@ -239,10 +240,56 @@ class LanguageRelabelConfig(Strict):
     held_out: HeldOutConfig = HeldOutConfig()
 
 
+class InstructionModelConfig(Strict):
+    """One instruction-conditioned policy: which data it learns from and how it reads instructions.
+
+    ``data: relabeled`` is the hindsight-labelled behaviour mix; ``data: demos`` the bot's
+    demonstrations with their original missions (the demos-only baseline). ``encoder: minilm`` is
+    the frozen pretrained sentence encoder; ``encoder: word`` a word encoder learned from scratch
+    (the no-pretraining baseline)."""
+
+    data: Literal["relabeled", "demos"] = "relabeled"
+    encoder: Literal["word", "minilm"] = "minilm"
+    hidden: PosInt = 128
+    context: Annotated[int, Field(ge=1, le=64)] = 4  # frames of history
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    lr: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0.0, le=1.0)] = 1e-4
+    batch_size: Annotated[int, Field(ge=1, le=65536)] = 128
+    steps: PosInt = 2000
+    tune: bool = False
+
+
+class LanguageTrainConfig(Strict):
+    seeds: list[Annotated[int, Field(ge=0)]] = [0, 1, 2]
+    eval_every: PosInt = 250
+    patience: PosInt = 4
+    val_rows: Annotated[int, Field(ge=16)] = 4096
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_words: Annotated[int, Field(ge=4, le=64)] = 16  # word encoder: longest instruction in words
+    models: dict[str, InstructionModelConfig]
+    tune: TuneConfig = TuneConfig()
+
+    @field_validator("models")
+    @classmethod
+    def some_models(cls, v: dict[str, InstructionModelConfig]) -> dict[str, InstructionModelConfig]:
+        if not v:
+            raise ValueError("train at least one model")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def unique_seeds(cls, v: list[int]) -> list[int]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("seeds must be a non-empty list of distinct integers")
+        return v
+
+
 class LanguageFamily(Strict):
     collect: LanguageCollectConfig
     validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
     relabel: LanguageRelabelConfig = LanguageRelabelConfig()
+    train: LanguageTrainConfig
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

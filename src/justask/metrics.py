@@ -60,9 +60,10 @@ def target_key(fraction: float | None) -> str:
 
 
 def iqm_with_ci(
-    score_matrix: ArrayLike, reps: int, seed: int, confidence: float = 0.95
+    score_matrix: ArrayLike, reps: int, seed: int, confidence: float = 0.95, statistic: str = "iqm"
 ) -> tuple[float, float, float]:
-    """Interquartile mean of all scores and its stratified-bootstrap percentile CI.
+    """Interquartile mean (or, with ``statistic="mean"``, e.g. for success rates, the mean) of all
+    scores and its stratified-bootstrap percentile CI.
 
     ``score_matrix`` has shape ``(n_runs, n_episodes)`` (runs = training seeds); a 1-D array is
     one run. As in rliable, each episode column is a stratum whose runs are resampled with
@@ -87,8 +88,12 @@ def iqm_with_ci(
     from rliable import library as rly  # lazy: pulls in scipy/arch
     from rliable import metrics as rly_metrics
 
+    if statistic not in ("iqm", "mean"):
+        raise ValueError(f"statistic must be 'iqm' or 'mean', got {statistic!r}")
+    agg = rly_metrics.aggregate_iqm if statistic == "iqm" else rly_metrics.aggregate_mean
+
     def aggregate(x: np.ndarray) -> np.ndarray:
-        return np.array([rly_metrics.aggregate_iqm(x)])
+        return np.array([agg(x)])
 
     saved = np.random.get_state()  # noqa: NPY002 (rliable samples from the global generator)
     try:

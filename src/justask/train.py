@@ -85,6 +85,51 @@ class Steps:
         return self.windows(self.rows[pick], k)
 
 
+class InstructionSteps:
+    """Hindsight-labelled BabyAI samples (step, instruction) on the device, sampled as windows.
+
+    A sample is one labelled step; its window holds the K steps up to it from the same episode,
+    all of which belong to the same label's segment (labels cover steps 0..end). The instruction
+    enters as token ids (word encoder) or a precomputed sentence embedding (frozen encoder).
+    """
+
+    def __init__(self, table, split: int, instructions: dict[str, np.ndarray], device: torch.device,
+                 max_rows: int | None = None):
+        steps, instr = table.samples(split)
+        if len(steps) == 0:
+            raise ValueError(f"no labelled steps in split {split}; collect more episodes or hold out less")
+        if max_rows is not None and len(steps) > max_rows:  # evenly spaced, deterministic subset
+            keep = np.linspace(0, len(steps) - 1, max_rows).astype(np.int64)
+            steps, instr = steps[keep], instr[keep]
+        t = lambda a: torch.as_tensor(np.ascontiguousarray(a), device=device)  # noqa: E731
+        self.steps, self.instr = t(steps), t(instr)
+        self.rows = torch.arange(len(steps), device=device)
+        self.images, self.directions, self.actions = t(table.images), t(table.directions), t(table.actions)
+        self.ep_start = t(table.starts[table.episode])
+        self.instructions = {k: t(v) for k, v in instructions.items()}  # e.g. tokens (I, L) or sentence (I, 384)
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def windows(self, samples: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
+        ends = self.steps[samples]
+        idx = ends[:, None] - torch.arange(k - 1, -1, -1, device=self.device)
+        mask = idx >= self.ep_start[ends][:, None]
+        idx = torch.where(mask, idx, ends[:, None])
+        batch = {
+            "images": self.images[idx] * mask[..., None, None, None],
+            "directions": self.directions[idx] * mask,
+            "actions": self.actions[idx] * mask,
+            "mask": mask,
+        }
+        return batch | {k_: v[self.instr[samples]] for k_, v in self.instructions.items()}
+
+    def sample(self, gen: torch.Generator, batch: int, k: int) -> dict[str, torch.Tensor]:
+        pick = torch.randint(len(self.rows), (batch,), generator=gen, device="cpu").to(self.device)
+        return self.windows(pick, k)
+
+
 @dataclass
 class FitResult:
     model: torch.nn.Module

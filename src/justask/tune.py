@@ -28,7 +28,8 @@ def search_space(trial: optuna.Trial, base: dict) -> dict:
     hp = dict(base)
     hp["lr"] = trial.suggest_float("lr", 3e-4, 3e-3, log=True)
     hp["dropout"] = trial.suggest_float("dropout", 0.0, 0.1)
-    hp["layers"] = trial.suggest_int("layers", max(1, base["layers"] - 1), base["layers"])
+    if "layers" in base:
+        hp["layers"] = trial.suggest_int("layers", max(1, base["layers"] - 1), base["layers"])
     return hp
 
 

@@ -30,7 +30,7 @@ _SITE = "justask"
 _INDEX = ["episode_id", "step"]
 
 
-def _gx():
+def load_gx():
     """Import Great Expectations with analytics off (slow: a few seconds)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
@@ -41,55 +41,87 @@ def _gx():
 # --------------------------------------------------------------------------- step table
 
 
+class StepTable:
+    """Builds a step table one episode at a time; each column's arrays are joined once at the end.
+
+    Per episode, ``per_observation`` arrays have one entry per observation (T+1: the last one is
+    the final observation) and give two columns, ``name`` (the observation before each step) and
+    ``next_name`` (the one after it, so the final observation is checked too); ``per_step`` arrays
+    have one entry per step (T); ``per_episode`` values repeat on every row of the episode. An
+    episode whose arrays disagree in length (a step missing from one of them) is padded with
+    NaN/NA and its ``step_complete`` is False on the rows some array lacks.
+
+    Column types: integer arrays give int64 columns (float64 if a row is padded), float arrays
+    float64, bool arrays nullable ``boolean``, per-episode strings object columns.
+    """
+
+    def __init__(self) -> None:
+        self._cols: dict[str, list[np.ndarray]] = {"episode_id": [], "step": []}
+        self._kinds: dict[str, str] = {}
+
+    def add(self, episode_id: int, per_observation: dict[str, np.ndarray],
+            per_step: dict[str, np.ndarray], per_episode: dict[str, Any] | None = None) -> None:
+        lengths = [len(a) - 1 for a in per_observation.values()] + [len(a) for a in per_step.values()]
+        n = max([0, *lengths])
+        complete = np.ones(n, dtype=bool)
+
+        def put(name: str, a: np.ndarray, offset: int = 0) -> None:
+            a = np.asarray(a)
+            self._kinds.setdefault(name, a.dtype.kind)
+            a = a[offset:offset + n]
+            if len(a) < n:
+                complete[len(a):] = False
+                a = np.concatenate([a.astype(np.float64), np.full(n - len(a), np.nan)])
+            self._cols.setdefault(name, []).append(a)
+
+        self._cols["episode_id"].append(np.full(n, episode_id, dtype=np.int64))
+        self._cols["step"].append(np.arange(n, dtype=np.int64))
+        for name, a in per_observation.items():
+            put(name, a)
+        for name, a in per_observation.items():
+            put(f"next_{name}", a, 1)
+        for name, a in per_step.items():
+            put(name, a)
+        for name, v in (per_episode or {}).items():
+            is_text = v is None or isinstance(v, str)
+            self._kinds.setdefault(name, "O" if is_text else np.asarray(v).dtype.kind)
+            self._cols.setdefault(name, []).append(np.full(n, v, dtype=object if is_text else None))
+        for name, a in (("episode_length", np.full(n, n, dtype=np.int64)),
+                        ("is_last", np.arange(n) == n - 1), ("step_complete", complete)):
+            self._cols.setdefault(name, []).append(a)
+
+    def frame(self) -> pd.DataFrame:
+        if not self._cols["episode_id"]:
+            return pd.DataFrame(columns=["episode_id", "step"])
+        cols: dict[str, Any] = {}
+        for name, parts in self._cols.items():
+            a, kind = np.concatenate(parts), self._kinds.get(name)
+            if kind == "b":  # nullable: NA where the step is missing
+                a = pd.array(a.astype(np.float64), dtype="Float64").astype("boolean")
+            elif kind is not None and kind in "iu":
+                a = a.astype(np.float64 if np.isnan(a.astype(np.float64)).any() else np.int64)
+            elif kind == "f":
+                a = a.astype(np.float64)
+            cols[name] = a
+        return pd.DataFrame(cols)
+
+
 def step_table(episodes: list[dict[str, np.ndarray]]) -> pd.DataFrame:
     """One row per step: ``episode_id, step, obs_*, next_obs_*, action[_*], reward, terminated,
-    truncated, episode_length, is_last, step_complete``.
-
-    ``next_obs_*`` is the observation after the step (so the final observation is checked too).
-    An episode whose arrays disagree in length (a step missing from one of them) is padded with
-    NaN/NA and its ``step_complete`` is False on the rows some array lacks.
-    """
-    parts = []
+    truncated, episode_length, is_last, step_complete`` (see :class:`StepTable`)."""
+    table = StepTable()
     for i, ep in enumerate(episodes):
         obs = np.asarray(ep["observations"], dtype=np.float64).reshape(len(ep["observations"]), -1)
         acts = np.asarray(ep["actions"])
-        vector_actions = acts.ndim > 1
-        acts = acts.reshape(len(acts), -1)
-        fields = {"reward": ep["rewards"], "terminated": ep["terminations"],
-                  "truncated": ep["truncations"]}
-        n = max(len(acts), len(obs) - 1, *(len(v) for v in fields.values()))
-        complete = np.ones(n, dtype=bool)
-
-        def pad(a: np.ndarray, offset: int = 0, n: int = n, complete: np.ndarray = complete):
-            """Rows offset..offset+n-1 of ``a`` as float, NaN (and incomplete) past its end."""
-            a = np.asarray(a)[offset:offset + n].astype(np.float64)
-            if len(a) < n:
-                complete[len(a):] = False
-                a = np.concatenate([a, np.full((n - len(a), *a.shape[1:]), np.nan)])
-            return a
-
-        cols: dict[str, Any] = {"episode_id": np.full(n, ep.get("id", i), dtype=np.int64),
-                                "step": np.arange(n, dtype=np.int64)}
-        o, o_next = pad(obs), pad(obs, 1)
-        cols |= {f"obs_{j}": o[:, j] for j in range(obs.shape[1])}
-        cols |= {f"next_obs_{j}": o_next[:, j] for j in range(obs.shape[1])}
-        a = pad(acts)
-        if vector_actions:
-            cols |= {f"action_{j}": a[:, j] for j in range(a.shape[1])}
+        if acts.ndim > 1:
+            acts = acts.reshape(len(acts), -1)
+            actions = {f"action_{j}": acts[:, j] for j in range(acts.shape[1])}
         else:
-            cols["action"] = a[:, 0]
-        cols |= {k: pad(v) for k, v in fields.items()}
-        cols |= {"episode_length": np.full(n, n, dtype=np.int64), "is_last": np.arange(n) == n - 1,
-                 "step_complete": complete}
-        parts.append(pd.DataFrame(cols))
-    if not parts:
-        return pd.DataFrame(columns=["episode_id", "step"])
-    df = pd.concat(parts, ignore_index=True)
-    for k in ("terminated", "truncated"):  # nullable bool: NA where the step is missing
-        df[k] = df[k].astype("boolean")
-    if "action" in df and not df["action"].isna().any():
-        df["action"] = df["action"].astype(np.int64)
-    return df
+            actions = {"action": acts}
+        table.add(ep.get("id", i), {f"obs_{j}": obs[:, j] for j in range(obs.shape[1])},
+                  actions | {"reward": ep["rewards"], "terminated": ep["terminations"],
+                             "truncated": ep["truncations"]})
+    return table.frame()
 
 
 def add_check_columns(df: pd.DataFrame) -> pd.DataFrame:
@@ -123,15 +155,76 @@ def _fmt(v: float) -> str:
     return "-inf" if v == -_FLOAT_MAX else "inf" if v == _FLOAT_MAX else f"{v:g}"
 
 
+def per_episode() -> dict[str, Any]:
+    """Keyword arguments that make an expectation look at each episode's first row only, so its
+    examples and counts are episodes."""
+    from great_expectations.expectations.row_conditions import Column
+
+    return {"row_condition": Column("episode_row") == 0,
+            "meta": {"unit": "episodes", "show_step": False}}
+
+
+def final_observation():
+    """Row condition for ``next_*`` columns: only the last step's holds the final observation."""
+    from great_expectations.expectations.row_conditions import Column
+
+    return Column("is_last") == True  # noqa: E712 (a GX condition, not a comparison)
+
+
+def discrete_expectations(column: str, space: Space, what: str, where: str,
+                          final: bool = False) -> list:
+    """``column`` is present and in the Discrete ``space`` (on the last rows only if ``final``)."""
+    E = load_gx().expectations
+    allowed = list(range(int(space.start), int(space.start + space.n)))
+    kw: dict[str, Any] = {"row_condition": final_observation(), "meta": {"unit": "episodes"}} \
+        if final else {}
+    return [
+        E.ExpectColumnValuesToNotBeNull(column=column, description=f"{what} is present", **kw),
+        E.ExpectColumnValuesToBeInSet(
+            column=column, value_set=allowed,
+            description=f"{what} is in {where} {{{allowed[0]}..{allowed[-1]}}}", **kw),
+    ]
+
+
+def structure_expectations() -> list:
+    """Every step complete, steps contiguous, one row per step, exactly one end flag per episode
+    and on its last step (columns from :func:`add_check_columns`)."""
+    E = load_gx().expectations
+    return [
+        E.ExpectColumnValuesToBeInSet(
+            column="step_complete", value_set=[True],
+            description="every step has an observation, action, reward and flags "
+                        "(no array of the episode is shorter than the others)"),
+        E.ExpectColumnValuesToBeInSet(
+            column="step_gap", value_set=[1],
+            description="steps are contiguous from 0 "
+                        "(a gap of 0 is a duplicated step, >1 a missing one)"),
+        E.ExpectColumnPairValuesToBeEqual(
+            column_A="rows_in_episode", column_B="episode_length", **per_episode(),
+            description="each episode has one row per step of its length"),
+        E.ExpectColumnValuesToBeInSet(
+            column="end_flags", value_set=[1], **per_episode(),
+            description="exactly one step per episode is terminated or truncated"),
+        E.ExpectColumnValuesToBeInSet(
+            column="end_flag_ok", value_set=[True],
+            description="terminated/truncated is set on the last step of its episode and "
+                        "nowhere else"),
+    ]
+
+
+def episode_count_expectation(expected_episodes: int):
+    return load_gx().expectations.ExpectColumnUniqueValueCountToBeBetween(
+        column="episode_id", min_value=expected_episodes, max_value=expected_episodes,
+        description=f"the dataset holds {expected_episodes} episodes (with at least one step)")
+
+
 def build_suite(observation_space: Space, action_space: Space, max_episode_steps: int,
                 expected_episodes: int, name: str = "episodes") -> gx.ExpectationSuite:
     """The expectation suite for a step table (after :func:`add_check_columns`)."""
     from gymnasium import spaces
 
-    gx = _gx()
+    gx = load_gx()
     E = gx.expectations
-    from great_expectations.expectations.row_conditions import Column
-
     if not isinstance(observation_space, spaces.Box):
         raise DatasetError(f"unsupported observation space {observation_space} (need a Box)")
     expectations: list = []
@@ -142,7 +235,7 @@ def build_suite(observation_space: Space, action_space: Space, max_episode_steps
         lo, hi = _bounds(low[j], high[j])
         rng = f"[{_fmt(lo)}, {_fmt(hi)}]"
         for col, what, cond in ((f"obs_{j}", "observation", None),
-                                (f"next_obs_{j}", "final observation", Column("is_last") == True)):  # noqa: E712
+                                (f"next_obs_{j}", "final observation", final_observation())):
             meta = {"unit": "episodes"} if cond is not None else None
             add(E.ExpectColumnValuesToNotBeNull(
                 column=col, row_condition=cond, meta=meta,
@@ -152,11 +245,7 @@ def build_suite(observation_space: Space, action_space: Space, max_episode_steps
                 description=f"{what} {j} is finite and inside the observation space {rng}"))
 
     if isinstance(action_space, spaces.Discrete):
-        allowed = list(range(int(action_space.start), int(action_space.start + action_space.n)))
-        add(E.ExpectColumnValuesToNotBeNull(column="action", description="action is present"))
-        add(E.ExpectColumnValuesToBeInSet(
-            column="action", value_set=allowed,
-            description=f"action is in the action space {{{allowed[0]}..{allowed[-1]}}}"))
+        expectations += discrete_expectations("action", action_space, "action", "the action space")
     elif isinstance(action_space, spaces.Box):
         a_low, a_high = action_space.low.ravel(), action_space.high.ravel()
         for j in range(len(a_low)):
@@ -173,32 +262,11 @@ def build_suite(observation_space: Space, action_space: Space, max_episode_steps
     add(E.ExpectColumnValuesToBeBetween(
         column="reward", min_value=-_FLOAT_MAX, max_value=_FLOAT_MAX,
         description="reward is finite"))
-    add(E.ExpectColumnValuesToBeInSet(
-        column="step_complete", value_set=[True],
-        description="every step has an observation, action, reward and flags "
-                    "(no array of the episode is shorter than the others)"))
-    add(E.ExpectColumnValuesToBeInSet(
-        column="step_gap", value_set=[1],
-        description="steps are contiguous from 0 "
-                    "(a gap of 0 is a duplicated step, >1 a missing one)"))
-    # Per-episode checks look at each episode's first row only, so examples are episodes.
-    per_episode = {"row_condition": Column("episode_row") == 0,
-                   "meta": {"unit": "episodes", "show_step": False}}
-    add(E.ExpectColumnPairValuesToBeEqual(
-        column_A="rows_in_episode", column_B="episode_length", **per_episode,
-        description="each episode has one row per step of its length"))
-    add(E.ExpectColumnValuesToBeInSet(
-        column="end_flags", value_set=[1], **per_episode,
-        description="exactly one step per episode is terminated or truncated"))
-    add(E.ExpectColumnValuesToBeInSet(
-        column="end_flag_ok", value_set=[True],
-        description="terminated/truncated is set on the last step of its episode and nowhere else"))
+    expectations += structure_expectations()
     add(E.ExpectColumnValuesToBeBetween(
-        column="episode_length", min_value=1, max_value=max_episode_steps, **per_episode,
+        column="episode_length", min_value=1, max_value=max_episode_steps, **per_episode(),
         description=f"episode length is between 1 and max_episode_steps ({max_episode_steps})"))
-    add(E.ExpectColumnUniqueValueCountToBeBetween(
-        column="episode_id", min_value=expected_episodes, max_value=expected_episodes,
-        description=f"the dataset holds {expected_episodes} episodes (with at least one step)"))
+    add(episode_count_expectation(expected_episodes))
     return gx.ExpectationSuite(name=name, expectations=expectations)
 
 
@@ -231,7 +299,7 @@ class Failure:
 
 
 def _show(value: Any) -> str:
-    return "NaN/missing" if value is None else str(value)
+    return "NaN/missing" if value is None else "'' (empty)" if value == "" else str(value)
 
 
 @dataclass
@@ -283,7 +351,7 @@ def _jsonable(v: Any) -> Any:
 def _failure(res: dict[str, Any], max_examples: int) -> Failure:
     cfg, r = res["expectation_config"], res.get("result") or {}
     kw, meta = cfg["kwargs"], cfg.get("meta") or {}
-    column = kw.get("column") or f"{kw.get('column_A')} == {kw.get('column_B')}"
+    column = meta.get("column") or kw.get("column") or f"{kw.get('column_A')} == {kw.get('column_B')}"
     examples = []
     for row in (r.get("partial_unexpected_index_list") or [])[:max_examples]:
         pair = [row.get(kw.get("column_A")), row.get(kw.get("column_B"))]
@@ -309,7 +377,7 @@ def _context(docs_dir: Path | None):
     """One ephemeral GX context per Data Docs folder (the site index lists its validations)."""
     key = None if docs_dir is None else Path(docs_dir).absolute()
     if key not in _CONTEXTS:
-        gx = _gx()
+        gx = load_gx()
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         ctx = gx.get_context(mode="ephemeral")
@@ -342,7 +410,7 @@ def validate_table(df: pd.DataFrame, suite: gx.ExpectationSuite, name: str, path
     With ``docs_dir`` the run is also rendered as GX Data Docs (``docs_dir/index.html``); every
     call with the same ``docs_dir`` adds its page to that site.
     """
-    gx = _gx()
+    gx = load_gx()
     ctx = _context(docs_dir)
     df = add_check_columns(df)
     from great_expectations.exceptions import DataContextError
@@ -385,22 +453,29 @@ def validate_table(df: pd.DataFrame, suite: gx.ExpectationSuite, name: str, path
     )
 
 
+def read_spaces(metadata: dict[str, Any], where: str) -> tuple[Space, Space]:
+    """The dataset's (observation, action) spaces from its metadata.json."""
+    from minari.serialization import deserialize_space
+
+    try:
+        return (deserialize_space(metadata["observation_space"]),
+                deserialize_space(metadata["action_space"]))
+    except (KeyError, ValueError, TypeError) as e:
+        raise DatasetError(f"{where}: metadata.json lacks valid spaces ({e}); re-run collect") from e
+
+
 def check_env(metadata: dict[str, Any], env_cfg: EnvConfig, where: str) -> tuple[Space, Space]:
     """The dataset's (observation, action) spaces, after checking they come from the configured
     environment; raises :class:`DatasetError` naming the mismatch otherwise."""
     import json
 
-    from minari.serialization import deserialize_space
-
     from justask.envs.lunar import make_env
 
     try:
         spec = json.loads(metadata.get("env_spec") or "null") or {}
-        obs_space = deserialize_space(metadata["observation_space"])
-        act_space = deserialize_space(metadata["action_space"])
-    except (KeyError, ValueError, TypeError) as e:
-        raise DatasetError(f"{where}: metadata.json lacks valid env_spec/spaces ({e}); "
-                           "re-run collect") from e
+    except (ValueError, TypeError) as e:
+        raise DatasetError(f"{where}: metadata.json lacks a valid env_spec ({e}); re-run collect") from e
+    obs_space, act_space = read_spaces(metadata, where)
     fix = ("re-run collect with the configured env, or set params return.env to the env the "
            "dataset was recorded with")
     if spec.get("id") != env_cfg.id:

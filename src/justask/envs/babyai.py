@@ -214,7 +214,8 @@ def run_grid_episode(level: str, env_seed: int, behaviour: GridBehaviour, behavi
         env.close()
 
 
-Spec = tuple[str, int, GridBehaviour, int]  # level, env_seed, behaviour, behaviour_seed
+# level, env_seed, behaviour, behaviour_seed[, max_steps (None: the level's own limit)]
+Spec = tuple[str, int, GridBehaviour, int] | tuple[str, int, GridBehaviour, int, int | None]
 
 
 def _run_chunk(specs: list[Spec]) -> list[GridEpisode]:

@@ -32,10 +32,14 @@ CONDITIONED = {"rvs", "dt"}
 
 
 def build_model(kind: str, hp: dict, spec: Spec):
-    """Instantiate model ``kind`` (bc, pct_bc, rvs, dt) with hyper-parameters ``hp``."""
+    """Instantiate model ``kind`` (bc, pct_bc, rvs, dt; instruction) with hyper-parameters ``hp``."""
     if kind == "dt":
         return DecisionTransformer(spec, hidden=hp["hidden"], layers=hp["layers"], heads=hp["heads"],
                                    context=hp["context"], dropout=hp["dropout"])
+    if kind == "instruction":
+        from justask.models.instruction_policy import InstructionPolicy
+
+        return InstructionPolicy(spec, hidden=hp["hidden"], context=hp["context"], dropout=hp["dropout"])
     if kind in ("bc", "pct_bc", "rvs"):
         return ConditionedMLP(spec, hidden=hp["hidden"], layers=hp["layers"], dropout=hp["dropout"],
                               conditioned=kind == "rvs")

@@ -8,6 +8,7 @@ with a message naming the failed checks, example bad values and the HTML report.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -36,36 +37,45 @@ def _print_summary(reports: list[ValidationReport], console: Console) -> None:
     console.print(table)
 
 
-def validate(params: Params, root: Path = Path(".")) -> dict[str, ValidationReport]:
-    """Validate each dataset of ``params.return.collect.datasets``; raise :class:`StageFailed`
-    (after writing all reports) if any is missing, from another env or fails a check."""
-    fam = params.return_
-    paths = family_paths("return", root)
+Check = Callable[[str, Path, Path], ValidationReport]  # (name, dataset folder, Data Docs folder)
+
+
+def check_datasets(out: Path, datasets: dict[str, Path], check: Check,
+                   finish: Callable[[Path, dict[str, ValidationReport]], None] | None = None,
+                   ) -> dict[str, ValidationReport]:
+    """Run ``check(name, folder, docs)`` on each named dataset folder, writing ``<name>.json``
+    and the GX Data Docs site ``docs/`` into a fresh ``out`` (built next to the old one and
+    swapped in at the end).
+    A dataset that cannot be checked at all (:class:`DatasetError`: missing, unreadable, other
+    env) gets a report with its error. ``finish(folder, reports)`` may add files before the swap."""
     reports: dict[str, ValidationReport] = {}
-    out = paths.validate
     with atomic_dir(out) as tmp:
         docs = tmp / "docs"
         try:
-            for name, mix in fam.collect.datasets.items():
-                ds_path = paths.dataset(name)
-                expected = sum(b.episodes for b in mix)
+            for name, ds_path in datasets.items():
                 try:
-                    report = validate_dataset(ds_path, fam.env, expected,
-                                              fam.validate_.max_examples, docs)
+                    report = check(name, ds_path, docs)
                 except DatasetError as e:  # missing, unreadable or from another env
                     report = ValidationReport(name, str(ds_path), success=False, error=str(e))
                 reports[name] = report
                 write_json(tmp / f"{name}.json", report.to_dict())
         finally:
             release_context(docs)
+        if finish is not None:
+            finish(tmp, reports)
+    return reports
 
+
+def conclude(reports: dict[str, ValidationReport], out: Path, fix: str) -> None:
+    """Print the summary table; raise :class:`StageFailed` naming every failed check, with
+    examples and the reports' paths, if any dataset failed. ``fix`` ends the message."""
     console = Console()
     _print_summary(list(reports.values()), console)
     failed = [r for r in reports.values() if not r.success]
     index = out / "docs" / "index.html"
     if not failed:
         console.print(f"[green]all {len(reports)} datasets pass[/]; report: {index}")
-        return reports
+        return
     lines = [f"{len(failed)} of {len(reports)} datasets failed validation:"]
     for r in failed:
         lines.append(r.summary())
@@ -74,5 +84,20 @@ def validate(params: Params, root: Path = Path(".")) -> dict[str, ValidationRepo
         lines.append(f"  JSON report: {out / (r.dataset + '.json')}")
     if index.exists():
         lines.append(f"All results (GX Data Docs): {index}")
-    lines.append("Fix or re-collect the data (`dvc repro collect@return`) and run validate again.")
+    lines.append(fix)
     raise StageFailed("\n".join(lines))
+
+
+def validate(params: Params, root: Path = Path(".")) -> dict[str, ValidationReport]:
+    """Validate each dataset of ``params.return.collect.datasets``; raise :class:`StageFailed`
+    (after writing all reports) if any is missing, from another env or fails a check."""
+    fam = params.return_
+    paths = family_paths("return", root)
+    datasets = fam.collect.datasets
+    reports = check_datasets(
+        paths.validate, {name: paths.dataset(name) for name in datasets},
+        lambda name, path, docs: validate_dataset(path, fam.env, sum(b.episodes for b in datasets[name]),
+                                                  fam.validate_.max_examples, docs))
+    conclude(reports, paths.validate,
+             "Fix or re-collect the data (`dvc repro collect@return`) and run validate again.")
+    return reports

@@ -37,11 +37,12 @@ OBSERVATION_SPACE = spaces.Dict({
 ACTION_SPACE = spaces.Discrete(DONE + 1)
 
 
-def episode_specs(seed: int, level: str, behaviour: GridBehaviour, n: int, stream: str = "collect"):
-    """(level, env_seed, behaviour, behaviour_seed) of the first ``n`` episodes of a behaviour."""
+def episode_specs(seed: int, level: str, behaviour: GridBehaviour, n: int, stream: str = "collect",
+                  max_steps: int | None = None):
+    """(level, env_seed, behaviour, behaviour_seed, max_steps) of the first ``n`` episodes of a behaviour."""
     env_seeds = stream_seeds(seed, f"language/{stream}/{level}/{behaviour.label}/env", n)
     beh_seeds = stream_seeds(seed, f"language/{stream}/{level}/{behaviour.label}/behaviour", n)
-    return [(level, e, behaviour, b) for e, b in zip(env_seeds, beh_seeds, strict=True)]
+    return [(level, e, behaviour, b, max_steps) for e, b in zip(env_seeds, beh_seeds, strict=True)]
 
 
 def collect_env_seeds(params: Params) -> set[int]:
@@ -87,7 +88,8 @@ def collect(params: Params, root: Path = Path(".")) -> None:
     paths = family_paths("language", root)
     specs = {
         "mix": [s for level in cfg.levels for b in cfg.mix
-                for s in episode_specs(params.seed, level, GridBehaviour(b.behaviour, b.epsilon), b.episodes)],
+                for s in episode_specs(params.seed, level, GridBehaviour(b.behaviour, b.epsilon), b.episodes,
+                                       max_steps=b.max_steps)],
         "demos": [s for level in cfg.levels
                   for s in episode_specs(params.seed, level, GridBehaviour("bot"), cfg.demos, "demos")],
     }

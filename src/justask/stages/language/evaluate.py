@@ -1,0 +1,152 @@
+"""evaluate (language): ask every trained policy, in words, for the evaluation asks of relabel.
+
+Each ask (``conditions.json``) is a level, an env seed disjoint from collection, the instruction
+minigrid's verifier checks, and the text the policy is told (a paraphrase for that group). The
+env's own mission is replaced by the asked instruction, so the episode ends with success exactly
+when the verifier says the instruction was carried out. All asks of a model and seed run
+together, one batched forward pass per step across the live envs.
+
+Writes ``metrics/language.json`` (success rate and episode length per model and group, mean over
+seeds x asks with a stratified-bootstrap CI), ``metrics/language-heatmap.csv`` (success per colour x
+object, held-out cells marked), per-episode results, and logs to MLflow.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from justask.config import Params
+from justask.data.atomic import atomic_write, write_json, write_text
+from justask.data.language import parse
+from justask.envs.babyai import make_grid_env, reset_quietly
+from justask.metrics import iqm_with_ci
+from justask.paths import family_paths
+from justask.seeding import seed_everything
+from justask.stages import StageFailed
+from justask.stages.language.relabel import GROUPS
+from justask.stages.language.train import instruction_features, load_policy
+from justask.tracking import setup_mlflow
+from justask.train import pick_device
+
+
+def rollout_asks(model, vocab, asks: list[dict], max_words: int, device: torch.device,
+                 num_envs: int = 32) -> list[dict]:
+    """Run one episode per ask with ``model`` told ``ask["text"]``; returns success and length."""
+    k = model.context
+    features = instruction_features(model.spec.encoder, [a["text"] for a in asks], vocab, max_words)
+    results: list[dict] = [{}] * len(asks)
+    pending = list(range(len(asks)))[::-1]
+    slots: list[dict] = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small forward passes: threads only add overhead
+    try:
+        while pending or slots:
+            while pending and len(slots) < num_envs:
+                i = pending.pop()
+                ask = asks[i]
+                env = make_grid_env(ask["level"])
+                obs = reset_quietly(env, ask["env_seed"])
+                u = env.unwrapped
+                u.instrs = parse(ask["instruction"]).to_minigrid()
+                u.instrs.reset_verifier(u)
+                slots.append({"i": i, "env": env, "steps": 0, "images": np.zeros((k, 7, 7, 3), np.uint8),
+                              "dirs": np.zeros(k, np.int64), "mask": np.zeros(k, bool), "obs": obs})
+            for s in slots:  # slide each window and append the current frame
+                for key in ("images", "dirs", "mask"):
+                    s[key][:-1] = s[key][1:]
+                s["images"][-1], s["dirs"][-1], s["mask"][-1] = s["obs"]["image"], s["obs"]["direction"], True
+            idx = np.array([s["i"] for s in slots])
+            batch = {
+                "images": torch.as_tensor(np.stack([s["images"] for s in slots]), device=device),
+                "directions": torch.as_tensor(np.stack([s["dirs"] for s in slots]), device=device),
+                "mask": torch.as_tensor(np.stack([s["mask"] for s in slots]), device=device),
+            } | {name: torch.as_tensor(v[idx], device=device) for name, v in features.items()}
+            actions = model.act(batch).cpu().numpy()
+            alive = []
+            for s, a in zip(slots, actions, strict=True):
+                s["obs"], reward, terminated, truncated, _ = s["env"].step(int(a))
+                s["steps"] += 1
+                if terminated or truncated:
+                    results[s["i"]] = {"success": bool(terminated and reward > 0), "length": s["steps"]}
+                    s["env"].close()
+                else:
+                    alive.append(s)
+            slots = alive
+    finally:
+        torch.set_num_threads(threads)
+    return results
+
+
+def evaluate(params: Params, root: Path = Path(".")) -> dict:
+    cfg = params.language
+    paths = family_paths("language", root)
+    device = pick_device(cfg.train.device)
+    seed_everything(params.seed)
+    torch.set_grad_enabled(False)
+    try:
+        conditions = json.loads(paths.conditions.read_text())
+    except FileNotFoundError:
+        raise StageFailed(f"{paths.conditions}: missing; run `dvc repro relabel@language`") from None
+    asks = conditions["asks"]
+    held = cfg.relabel.held_out
+    t0 = time.perf_counter()
+    rows = []
+    for name in cfg.train.models:
+        for seed in cfg.train.seeds:
+            ckpt = paths.train / name / f"seed{seed}" / "model.pt"
+            try:
+                model, vocab, _ = load_policy(ckpt, device)
+            except FileNotFoundError:
+                raise StageFailed(f"{ckpt}: missing; run `dvc repro train@language`") from None
+            except ValueError as e:
+                raise StageFailed(str(e)) from None
+            for ask, r in zip(asks, rollout_asks(model, vocab, asks, cfg.train.max_words, device), strict=True):
+                instr = parse(ask["instruction"])
+                rows.append({"model": name, "seed": seed, **ask, **r,
+                             "unknown_words": len(vocab.unknown_words(ask["text"])),
+                             "verb": instr.verb, "colour": instr.obj[0], "type": instr.obj[1]})
+            print(f"evaluate (language): {name} seed {seed} done ({time.perf_counter() - t0:.0f}s)")
+    episodes = pd.DataFrame(rows)
+    metrics = {"seeds": list(cfg.train.seeds), "asks_per_group": cfg.relabel.asks_per_group,
+               "levels": list(cfg.collect.levels), "models": {}}
+    for name, g in episodes.groupby("model", sort=False):
+        cells = {}
+        for group in GROUPS:
+            sub = g[g.group == group]
+            if sub.empty:
+                continue
+            matrix = sub.pivot_table(index="seed", columns=["level", "env_seed"], values="success").to_numpy(float)
+            mean, lo, hi = iqm_with_ci(matrix, 2000, params.seed, statistic="mean")
+            cells[group] = {"success": round(mean, 4), "ci": [round(lo, 4), round(hi, 4)],
+                            "length": round(float(sub.length.mean()), 2), "asks": int(len(sub)),
+                            "unknown_word_rate": round(float((sub.unknown_words > 0).mean()), 4)}
+        metrics["models"][name] = cells
+    heat = (episodes[episodes.group.isin(["seen", "colour_object"])]
+            .groupby(["model", "colour", "type"]).success.agg(["mean", "count"]).reset_index())
+    heat["held_out"] = [bool({(c, t)} & {tuple(p) for p in held.colour_object}) for c, t in zip(
+        heat.colour, heat.type, strict=True)]
+    paths.evaluate.mkdir(parents=True, exist_ok=True)
+    atomic_write(paths.evaluate / "episodes.csv", lambda p: episodes.to_csv(p, index=False))
+    buf = io.StringIO()
+    heat.rename(columns={"mean": "success", "count": "episodes"}).to_csv(buf, index=False, float_format="%.4f")
+    write_text(paths.metrics.with_name("language-heatmap.csv"), buf.getvalue())
+    write_json(paths.metrics, metrics)
+    _log_mlflow(params, root, metrics, paths)
+    print(f"evaluate (language): {len(episodes)} episodes in {time.perf_counter() - t0:.1f}s")
+    return metrics
+
+
+def _log_mlflow(params: Params, root: Path, metrics: dict, paths) -> None:
+    mlflow = setup_mlflow(params.tracking, root)
+    with mlflow.start_run(run_name="evaluate-language"):
+        mlflow.set_tags({"family": "language", "stage": "evaluate", "profile": params.profile})
+        mlflow.log_metrics({f"{m}.{g}.success": c["success"] for m, cells in metrics["models"].items()
+                            for g, c in cells.items()})
+        mlflow.log_artifact(str(paths.metrics))
