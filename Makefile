@@ -23,7 +23,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 # DAG order of dvc.yaml; every stage is `foreach` over the families.
 STAGES := collect validate relabel train evaluate
-FAMILIES := return
+FAMILIES := return language
 PROFILE ?=
 PYTEST_ARGS ?=
 

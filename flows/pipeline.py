@@ -32,6 +32,8 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
+from justask.stages import FAMILIES
+
 REPO = Path(__file__).resolve().parents[1]
 # The venv's bin dir: dvc and the `justask` command that dvc.yaml's stage commands call.
 BIN = Path(sys.executable).parent
@@ -142,7 +144,7 @@ def stage_task(stage: str):
 @flow(name="justask-pipeline")
 def justask_pipeline(
     profile: str = "default",
-    families: list[str] = ["return"],  # noqa: B006 (never mutated; shown as the default in the UI)
+    families: list[str] = list(FAMILIES),  # noqa: B006, B008 (never mutated; shown as the default in the UI)
     force: bool = False,
     workdir: str | None = None,
 ) -> dict[str, float]:
@@ -173,13 +175,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--profile", default=None,
                         help="profile to run (default: the active one in params.yaml)")
     parser.add_argument("--family", action="append", dest="families",
-                        help="experiment family (repeatable; default: return)")
+                        help=f"experiment family (repeatable; default: all of {', '.join(FAMILIES)})")
     parser.add_argument("--force", action="store_true", help="rerun up-to-date stages too")
     parser.add_argument("--workdir", default=None, help="repository to run in")
     args = parser.parse_args(argv)
     root = Path(args.workdir).resolve() if args.workdir else REPO
     profile = args.profile or current_profile(root) or "default"
-    return justask_pipeline(profile=profile, families=args.families or ["return"],
+    return justask_pipeline(profile=profile, families=args.families or list(FAMILIES),
                             force=args.force, workdir=str(root))
 
 

@@ -175,3 +175,22 @@ def test_cli_stage_rejects_bad_params(tmp_path):
     assert "invalid parameters" in output
     assert "return.collect.workerz" in output
     assert str(path) in output
+
+
+@pytest.mark.parametrize("profile", ["params.yaml", "profiles/default.yaml", "profiles/test.yaml"])
+def test_every_param_dvc_tracks_is_written_out(profile):
+    """DVC reads params.yaml itself, so a section pydantic would default must still be spelled out
+    in every profile: otherwise `dvc repro` fails with "Parameters ... are missing"."""
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    families = dvc["vars"][0]["families"]
+    params = yaml.safe_load((ROOT / profile).read_text())
+    for stage in dvc["stages"].values():
+        for key, item in families.items():
+            for entry in stage["do"]["params"]:
+                dotted = entry.replace("${key}", key)
+                for field, value in item.items():
+                    dotted = dotted.replace(f"${{item.{field}}}", str(value))
+                node = params
+                for part in dotted.split("."):
+                    assert isinstance(node, dict) and part in node, f"{profile}: no {dotted} (dvc.yaml needs it)"
+                    node = node[part]

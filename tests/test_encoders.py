@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from justask.data.language import Vocabulary
+from justask.data.language.grammar import Vocabulary
 from justask.models.encoders import (
     MINILM_DIM,
     MINILM_SHA256,

@@ -29,6 +29,7 @@ def _load_pipeline():
 
 pipeline = _load_pipeline()
 ALL_STAGES = ["collect", "validate", "relabel", "train", "evaluate"]
+FAMILIES = ["return", "language"]
 
 
 @pytest.fixture(scope="module")
@@ -101,13 +102,15 @@ def test_run_logged_streams_output_and_raises_with_the_tail(tmp_path, caplog):
 def test_flow_runs_stages_in_order_and_retries_collect(prefect_api, tmp_path, monkeypatch):
     calls = _fake_stage_commands(monkeypatch, tmp_path, fail_once={"collect", "evaluate"})
     timings = pipeline.justask_pipeline(profile="default", workdir=str(tmp_path))
-    expected = [f"{s}@return" for s in ALL_STAGES]
+    expected = [f"{s}@{f}" for f in FAMILIES for s in ALL_STAGES]
     assert list(timings) == expected
     assert all(isinstance(t, float) and t >= 0 for t in timings.values())
-    # collect and evaluate failed once each and were retried; the rest ran once, in DAG order.
+    # collect and evaluate failed once each (the first family's) and were retried; the rest ran
+    # once, family by family in DAG order.
     assert calls.read_text().split() == [
         "collect@return", "collect@return", "validate@return", "relabel@return",
-        "train@return", "evaluate@return", "evaluate@return"]
+        "train@return", "evaluate@return", "evaluate@return",
+        *[f"{s}@language" for s in ALL_STAGES]]
 
 
 def test_flow_stops_at_a_failing_stage_without_retrying_it(prefect_api, tmp_path, monkeypatch):
@@ -120,7 +123,7 @@ def test_flow_stops_at_a_failing_stage_without_retrying_it(prefect_api, tmp_path
 @pytest.mark.e2e
 def test_flow_switches_profile_and_runs_collect_with_dvc(prefect_api, make_repo_copy,
                                                         monkeypatch):
-    """The real task: `justask profile test`, then `dvc repro --single-item collect@return`."""
+    """The real task: `justask profile test`, then `dvc repro --single-item collect@<family>`."""
     if not (ROOT / "profiles" / "test.yaml").exists():
         pytest.skip("profiles/test.yaml does not exist yet")
     repo = make_repo_copy(profile=None)
@@ -129,13 +132,14 @@ def test_flow_switches_profile_and_runs_collect_with_dvc(prefect_api, make_repo_
 
     timings = pipeline.justask_pipeline(profile="test", workdir=str(repo))
 
-    assert list(timings) == ["collect@return"]
+    assert list(timings) == [f"collect@{f}" for f in FAMILIES]
     assert pipeline.current_profile(repo) == "test"
-    assert (repo / "artifacts" / "return" / "collect" / "summary.json").is_file()
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    assert "collect@return" in lock["stages"]
-    status = run([str(BIN / "dvc"), "status", "--json", "collect@return"], repo)
-    assert json.loads(status.stdout) == {}
+    for family in FAMILIES:
+        assert (repo / "artifacts" / family / "collect" / "summary.json").is_file()
+        assert f"collect@{family}" in lock["stages"]
+        status = run([str(BIN / "dvc"), "status", "--json", f"collect@{family}"], repo)
+        assert json.loads(status.stdout) == {}
 
 
 @pytest.mark.e2e
@@ -147,8 +151,8 @@ def test_flow_runs_the_whole_pipeline_on_the_test_profile(prefect_api, repo_copy
 
     timings = pipeline.justask_pipeline(profile="test", workdir=str(repo_copy))
 
-    assert list(timings) == [f"{s}@return" for s in ALL_STAGES]
-    metrics = json.loads((repo_copy / "metrics" / "return.json").read_text())
-    assert metrics
+    assert list(timings) == [f"{s}@{f}" for f in FAMILIES for s in ALL_STAGES]
+    for family in FAMILIES:
+        assert json.loads((repo_copy / "metrics" / f"{family}.json").read_text())
     status = run([str(BIN / "dvc"), "status", "--json"], repo_copy)
     assert json.loads(status.stdout) == {}, status.stdout

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from minigrid.utils.baby_ai_bot import BabyAIBot
 
-from justask.data.language import (
+from justask.data.language.grammar import (
     COLOURS,
     GOAL_COLUMNS,
     OBJECTS,
@@ -362,3 +362,12 @@ def test_vocabulary_is_deterministic_and_marks_unknown_words():
     assert vocab.unknown_words("go to the red ball") == []
     with pytest.raises(ValueError, match="max_len"):
         vocab.encode(["put the red ball next to the grey key"], max_len=4)
+
+
+def test_describe_replays_under_the_episode_time_limit():
+    """An episode collected with a longer limit than the level's (a behaviour's max_steps) replays
+    to its end only under that limit; under the level's own it would end early."""
+    spins = [0] * 80  # turn left: achieves nothing, never terminates
+    assert describe("BabyAI-GoToLocal-v0", 3, spins, max_steps=80) == []
+    with pytest.raises(ValueError, match="80 actions, but the episode ended at step 63"):
+        describe("BabyAI-GoToLocal-v0", 3, spins)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from justask.config import load_params
-from justask.data.instruction_table import InstructionTable, build_instruction_table
-from justask.data.language import candidate_instructions, describe, is_held_out, parse
+from justask.data.language.grammar import candidate_instructions, describe, is_held_out, parse
+from justask.data.language.table import InstructionTable, build_instruction_table
 from justask.envs.babyai import make_grid_env, reset_quietly
 from justask.paths import family_paths
 from justask.stages import run_stage

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from justask.data.instruction_table import InstructionTable
-from justask.data.language import Vocabulary
+from justask.data.language.grammar import Vocabulary
+from justask.data.language.table import InstructionTable
 from justask.models import build_model
 from justask.models.instruction_policy import GridSpec
 from justask.stages.language.train import instruction_features, load_policy, save_policy
@@ -85,7 +85,7 @@ def test_policy_learns_to_follow_the_instruction(encoder):
         label_instruction=np.array([0, 1]))
     texts = ["go to the red ball", "pick up the blue key"]
     vocab = Vocabulary.build(texts)
-    features = instruction_features(encoder, texts, vocab, 8)
+    features = instruction_features(encoder, texts, vocab)
     data = InstructionSteps(t, 0, features, CPU)
     spec = GridSpec(act_dim=7, encoder=encoder, vocab_size=len(vocab))
     result = fit("instruction", HP, spec, data, data, steps=150, eval_every=50, patience=5, seed=0, device=CPU)

@@ -54,9 +54,10 @@ def write(path: Path, episodes: list[dict]) -> Path:
 
 
 def check(path: Path, params, overrides=None):
-    episodes, behaviours, _ = expected(params)["mix"]
-    return validate_language_dataset(path, params.language.collect.levels, behaviours, episodes, overrides,
-                                     max_examples=3)
+    """Validate as the stage does: the behaviours' own time limits unless ``overrides`` says otherwise."""
+    episodes, behaviours, limits = expected(params)["mix"]
+    return validate_language_dataset(path, params.language.collect.levels, behaviours, episodes,
+                                     limits if overrides is None else overrides, max_examples=3)
 
 
 def failure(report, column: str):
@@ -132,7 +133,7 @@ def test_clean_dataset_passes_and_longer_than_limit_fails(tmp_path, params, mix)
     assert report.success, report.summary()
     assert (report.episodes, report.steps) == (12, sum(len(e["actions"]) for e in mix))
     assert report.evaluated >= 30
-    # A time limit shorter than the random walk's episodes (64 steps in GoToLocal) is caught.
+    # A time limit shorter than the random walk's episodes (80 steps here) is caught.
     f = failure(check(path, params, overrides={"random": 10}), "episode_length")
     assert "at most its level's max_steps" in f.summary() and f.unit == "episodes"
     assert all(e["value"][0] == 10 and e["value"][1] > 10 for e in f.examples), f.summary()

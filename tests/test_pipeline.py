@@ -13,6 +13,7 @@ from justask.config import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["collect", "validate", "relabel", "train", "evaluate"]
+FAMILIES = ["return", "language"]
 
 
 def dvc(repo: Path, *args: str, check: bool = True):
@@ -28,9 +29,10 @@ def _hashes(folder: Path) -> dict[str, str]:
 def test_dvc_repro_end_to_end(repo_copy: Path):
     out = dvc(repo_copy, "repro").stdout
     for stage in STAGES:
-        assert f"Running stage '{stage}@return'" in out, out[-3000:]
+        for family in FAMILIES:
+            assert f"Running stage '{stage}@{family}'" in out, out[-3000:]
     lock = yaml.safe_load((repo_copy / "dvc.lock").read_text())
-    assert set(lock["stages"]) == {f"{s}@return" for s in STAGES}
+    assert set(lock["stages"]) == {f"{s}@{f}" for s in STAGES for f in FAMILIES}
 
     metrics = json.loads((repo_copy / "metrics" / "return.json").read_text())
     assert set(metrics["datasets"]) == {"medium-expert", "mixed"}
@@ -41,6 +43,7 @@ def test_dvc_repro_end_to_end(repo_copy: Path):
     assert list((repo_copy / "artifacts" / "return" / "evaluate").glob("*.gif"))
     shown = run([str(BIN / "justask"), "results", "return"], repo_copy).stdout
     assert "medium-expert" in shown and "rvs" in shown
+    _check_language_outputs(repo_copy)
 
     # Nothing changed: nothing runs.
     again = dvc(repo_copy, "repro").stdout
@@ -50,16 +53,51 @@ def test_dvc_repro_end_to_end(repo_copy: Path):
     params = yaml.safe_load((repo_copy / "params.yaml").read_text())
     params["return"]["evaluate"]["episodes"] = 3
     (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    params["language"]["evaluate"]["num_envs"] = 3  # batching must not change a single outcome
+    (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    language = json.loads((repo_copy / "metrics" / "language.json").read_text())
     partial = dvc(repo_copy, "repro").stdout
-    assert "Running stage 'evaluate@return'" in partial
-    for stage in STAGES[:-1]:
-        assert f"Running stage '{stage}@return'" not in partial
+    for family in FAMILIES:
+        assert f"Running stage 'evaluate@{family}'" in partial
+        for stage in STAGES[:-1]:
+            assert f"Running stage '{stage}@{family}'" not in partial
+    assert json.loads((repo_copy / "metrics" / "language.json").read_text()) == language
 
     # Same params, models and seeds: evaluation reproduces the same numbers (no run cache).
     params["return"]["evaluate"]["episodes"] = 2
     (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     dvc(repo_copy, "repro", "--no-run-cache")
     assert json.loads((repo_copy / "metrics" / "return.json").read_text()) == metrics
+
+
+def _check_language_outputs(repo: Path) -> None:
+    metrics = json.loads((repo / "metrics" / "language.json").read_text())
+    params = load_params(repo / "params.yaml").language
+    assert set(metrics["models"]) == set(params.train.models)
+    for cells in metrics["models"].values():
+        assert {"seen", "colour_object", "paraphrase", "mission"} <= set(cells)
+        for cell in cells.values():
+            assert 0 <= cell["ci"][0] <= cell["success"] <= cell["ci"][1] <= 1
+    heat = (repo / "metrics" / "language-heatmap.csv").read_text().splitlines()
+    assert heat[0] == "model,colour,type,success,episodes,held_out"
+    assert any(line.endswith(",True") for line in heat[1:])  # the held-out cells are marked
+    assert list((repo / "artifacts" / "language" / "evaluate" / "gifs").glob("seen-*.gif"))
+    shown = run([str(BIN / "justask"), "results", "language"], repo).stdout
+    assert "seen" in shown and "relabeled-minilm" in shown
+
+    # Ask in words: a grammar sentence is judged by the verifier; free wording needs --means;
+    # the word encoder refuses words it never saw, naming the encoder that can read them.
+    ask = [str(BIN / "justask"), "ask", "language"]
+    flat = lambda text: " ".join(text.split())  # noqa: E731 (rich wraps long lines)
+    done = flat(run([*ask, "pick up the blue key", "--model", "relabeled-minilm"], repo).stdout)
+    assert "asked 'pick up the blue key'" in done and ("success" in done or "failed" in done)
+    assert list((repo / "artifacts" / "language" / "ask").glob("pick-up-the-blue-key-*.gif"))
+    free = flat(run([*ask, "fetch the blue key", "--means", "pick up the blue key", "--no-gif"], repo).stdout)
+    assert "judged as 'pick up the blue key'" in free
+    refused = run([*ask, "fetch the blue key", "--model", "relabeled-word"], repo, check=False)
+    assert refused.returncode == 2 and "'fetch'" in flat(refused.stderr) and "minilm" in refused.stderr
+    unjudged = run([*ask, "fetch the blue key"], repo, check=False)
+    assert unjudged.returncode == 2 and "--means" in flat(unjudged.stderr)
 
 
 def _collect_and_relabel(root: Path) -> None:

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from justask.data.relabel import StepTable, build_step_table, returns_to_go, split_episodes
+from justask.data.relabel import StepTable, build_step_table, returns_to_go
+from justask.data.splits import split_episodes
 
 
 def test_returns_to_go_hand_computed():

@@ -227,7 +227,7 @@ class HeldOutConfig(Strict):
 
     @model_validator(mode="after")
     def leaves_training_data(self) -> HeldOutConfig:
-        from justask.data.language import check_held_out
+        from justask.data.language.grammar import check_held_out
 
         check_held_out(self.colour_object, self.verb_object)
         return self
@@ -266,7 +266,6 @@ class LanguageTrainConfig(Strict):
     patience: PosInt = 4
     val_rows: Annotated[int, Field(ge=16)] = 4096
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    max_words: Annotated[int, Field(ge=4, le=64)] = 16  # word encoder: longest instruction in words
     models: dict[str, InstructionModelConfig]
     tune: TuneConfig = TuneConfig()
 
@@ -285,11 +284,18 @@ class LanguageTrainConfig(Strict):
         return v
 
 
+class LanguageEvaluateConfig(Strict):
+    num_envs: Annotated[int, Field(ge=1, le=1024)] = 32  # asks rolled out together, one forward pass a step
+    bootstrap_reps: Annotated[int, Field(ge=100)] = 2000
+    gif: bool = True  # one GIF per condition group: the first model's first seed on its first ask
+
+
 class LanguageFamily(Strict):
     collect: LanguageCollectConfig
     validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
     relabel: LanguageRelabelConfig = LanguageRelabelConfig()
     train: LanguageTrainConfig
+    evaluate: LanguageEvaluateConfig = LanguageEvaluateConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -8,13 +8,14 @@ import imageio.v3 as iio
 import numpy as np
 
 from justask.data.atomic import atomic_write
-from justask.envs.lunar import make_env
-from justask.evaluate import ConditionedRollout
 
 
 def record_gif(model, env_cfg, target: float, env_seed: int, path: Path, device,
                max_steps: int = 400, every: int = 2) -> Path:
     """Roll out one episode asking for ``target`` and save every ``every``-th frame as a GIF."""
+    from justask.envs.lunar import make_env
+    from justask.evaluate import ConditionedRollout
+
     env = make_env(env_cfg.id, env_cfg.continuous, env_cfg.max_episode_steps, render_mode="rgb_array")
     policy = ConditionedRollout(model, 1, np.array([target]), device)
     policy.start(0, 0)
@@ -29,6 +30,10 @@ def record_gif(model, env_cfg, target: float, env_seed: int, path: Path, device,
         if terminated or truncated:
             break
     env.close()
-    frames = [f[::2, ::2] for f in frames]  # half resolution keeps the file small
-    atomic_write(path, lambda p: iio.imwrite(p, np.stack(frames), extension=".gif", duration=40, loop=0))
+    return write_gif([f[::2, ::2] for f in frames], path)  # half resolution keeps the file small
+
+
+def write_gif(frames: list[np.ndarray], path: Path, duration_ms: int = 40) -> Path:
+    """Write RGB ``frames`` as a looping GIF, atomically."""
+    atomic_write(path, lambda p: iio.imwrite(p, np.stack(frames), extension=".gif", duration=duration_ms, loop=0))
     return path

@@ -152,12 +152,46 @@ def behaviours_table(metrics: dict[str, Any]) -> Table:
     return table
 
 
+LANGUAGE_GROUPS = {  # condition group -> column header
+    "seen": "seen",
+    "colour_object": "held-out colour x object",
+    "verb_object": "held-out verb x object",
+    "paraphrase": "reworded",
+    "mission": "own missions",
+}
+
+
+def language_table(metrics: dict[str, Any], console_width: int | None = None) -> Table:
+    """Success rate (mean over seeds x asks, 95% CI) per model and condition group; the CI goes
+    on a second line when the console is narrow."""
+    seeds = metrics.get("seeds", [])
+    table = Table(title="language: success rate when asked, mean [95% CI]", box=box.SIMPLE_HEAD,
+                  caption=f"{len(seeds)} training seeds x {metrics.get('asks_per_group', '?')} asks per group "
+                          f"and level on held-out env seeds; levels: {', '.join(metrics.get('levels', []))}")
+    groups = [g for g in LANGUAGE_GROUPS if any(g in cells for cells in metrics["models"].values())]
+    table.add_column("model", no_wrap=True)
+    sep = " " if console_width is None or console_width >= 120 else "\n"
+    for g in groups:
+        table.add_column(LANGUAGE_GROUPS[g], justify="right")
+    for name, cells in metrics["models"].items():
+        row = [name]
+        for g in groups:
+            c = cells.get(g)
+            row.append(_MISSING if c is None else
+                       f"[bold]{100 * c['success']:.0f}%[/]{sep}[dim]\\[{100 * c['ci'][0]:.0f}, {100 * c['ci'][1]:.0f}][/]")
+        table.add_row(*row)
+    return table
+
+
 def print_results(family: str, root: Path, console: Console) -> bool:
     """Print ``root/metrics/FAMILY.json`` as tables; False when the file does not exist yet."""
     path = Path(root) / "metrics" / f"{family}.json"
     if not path.exists():
         return False
     metrics = json.loads(path.read_text())
+    if family == "language":
+        console.print(language_table(metrics, console.width))
+        return True
     console.print(results_table(metrics, console_width=console.width))
     if metrics.get("behaviours"):
         console.print(behaviours_table(metrics))

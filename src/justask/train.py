@@ -9,6 +9,8 @@ early when it stops improving.
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import math
 import time
 from collections.abc import Callable
@@ -215,3 +217,16 @@ def fit(
     model.eval()
     return FitResult(model, best[0], best[1], step, curve, seconds,
                      step * hp["batch_size"] / max(seconds, 1e-9))
+
+
+CURVE_FIELDS = ["dataset", "model", "seed", "step", "train_loss", "val_loss"]
+
+
+def curves_csv(rows: list[dict]) -> str:
+    """Training curves as CSV (``CURVE_FIELDS``), the ``dvc plots`` source of every family."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CURVE_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in CURVE_FIELDS})
+    return buf.getvalue()

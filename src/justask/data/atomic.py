@@ -61,3 +61,28 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def save_arrays(path: str | Path, arrays: dict[str, Any], meta: dict) -> Path:
+    """Write a folder of ``<name>.npy`` arrays (no pickle) and ``meta.json``, atomically."""
+    import numpy as np
+
+    with atomic_dir(path) as tmp:
+        for name, array in arrays.items():
+            np.save(tmp / f"{name}.npy", array, allow_pickle=False)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return Path(path)
+
+
+def load_arrays(path: str | Path, names: tuple[str, ...], rerun: str) -> tuple[dict[str, Any], dict]:
+    """Read what :func:`save_arrays` wrote; a missing piece raises FileNotFoundError naming it
+    and the ``rerun`` command that rebuilds the folder."""
+    import numpy as np
+
+    path = Path(path)
+    missing = [n for n in names if not (path / f"{n}.npy").exists()]
+    if missing or not (path / "meta.json").exists():
+        raise FileNotFoundError(f"{path}: relabeled data incomplete (missing {missing or ['meta.json']}); "
+                                f"run `{rerun}`")
+    arrays = {n: np.load(path / f"{n}.npy", allow_pickle=False) for n in names}
+    return arrays, json.loads((path / "meta.json").read_text())

@@ -1,4 +1,4 @@
-"""Hindsight relabeling for the ``return`` family: return-to-go, timesteps, episode splits.
+"""Hindsight relabeling for the ``return`` family: return-to-go and timesteps per step.
 
 The relabeled table is a folder of ``.npy`` arrays (byte-stable, memory-mappable) plus
 ``meta.json``; :class:`StepTable` loads it back.
@@ -6,29 +6,18 @@ The relabeled table is a folder of ``.npy`` arrays (byte-stable, memory-mappable
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from justask.data.atomic import atomic_dir
+from justask.data.atomic import load_arrays, save_arrays
 
 
 def returns_to_go(rewards: np.ndarray) -> np.ndarray:
     """Undiscounted return still to come at each step: ``rtg[t] = sum(rewards[t:])``."""
     rewards = np.asarray(rewards, dtype=np.float64)
     return np.cumsum(rewards[::-1])[::-1].copy()
-
-
-def split_episodes(n_episodes: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic split of episode indices into (train, validation), both sorted and non-empty
-    when ``n_episodes >= 2``."""
-    if n_episodes < 2:
-        raise ValueError(f"need at least 2 episodes to split, got {n_episodes}")
-    perm = np.random.default_rng([seed, 11]).permutation(n_episodes)
-    n_val = min(n_episodes - 1, max(1, round(val_fraction * n_episodes)))
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
 @dataclass
@@ -59,24 +48,13 @@ class StepTable:
 
     def save(self, path: Path, meta: dict) -> Path:
         """Write all arrays and ``meta.json`` into ``path`` atomically (temp folder, rename)."""
-        with atomic_dir(path) as tmp:
-            for name in self.ARRAYS:
-                np.save(tmp / f"{name}.npy", getattr(self, name), allow_pickle=False)
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        return path
+        return save_arrays(path, {n: getattr(self, n) for n in self.ARRAYS}, meta)
 
     @classmethod
     def load(cls, path: Path) -> tuple[StepTable, dict]:
         """Load a relabeled table and its metadata (arrays are read without pickle)."""
-        path = Path(path)
-        missing = [n for n in cls.ARRAYS if not (path / f"{n}.npy").exists()]
-        if missing or not (path / "meta.json").exists():
-            raise FileNotFoundError(
-                f"{path}: relabeled data incomplete (missing {missing or ['meta.json']}); "
-                "run `dvc repro relabel@return`"
-            )
-        arrays = {n: np.load(path / f"{n}.npy", allow_pickle=False) for n in cls.ARRAYS}
-        return cls(**arrays), json.loads((path / "meta.json").read_text())
+        arrays, meta = load_arrays(path, cls.ARRAYS, "dvc repro relabel@return")
+        return cls(**arrays), meta
 
 
 def build_step_table(episodes: list[dict], split: np.ndarray) -> StepTable:

@@ -64,10 +64,11 @@ class GridEpisode:
         return len(self.actions)
 
 
-def make_grid_env(level: str, max_steps: int | None = None) -> gym.Env:
+def make_grid_env(level: str, max_steps: int | None = None, render_mode: str | None = None) -> gym.Env:
     import minigrid  # noqa: F401 (registers the BabyAI levels)
 
-    return gym.make(level) if max_steps is None else gym.make(level, max_steps=max_steps)
+    kwargs = {"render_mode": render_mode} | ({} if max_steps is None else {"max_steps": max_steps})
+    return gym.make(level, **kwargs)
 
 
 def reset_quietly(env: gym.Env, seed: int) -> dict:

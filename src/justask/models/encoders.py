@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from justask.data.language import Vocabulary
+from justask.data.language.grammar import Vocabulary
 
 ENCODERS = ("word", "minilm")
 MINILM_DIM = 384

@@ -10,7 +10,8 @@ import numpy as np
 from justask.config import Params
 from justask.data.atomic import write_json
 from justask.data.episodes import read_episodes, read_metadata
-from justask.data.relabel import build_step_table, split_episodes
+from justask.data.relabel import build_step_table
+from justask.data.splits import split_episodes
 from justask.metrics import target_return
 from justask.paths import family_paths
 

@@ -7,9 +7,7 @@ Every trial and fit is an MLflow run; each final model is registered in the mode
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,10 +24,8 @@ from justask.registry import register
 from justask.seeding import seed_everything
 from justask.stages import StageFailed
 from justask.tracking import setup_mlflow
-from justask.train import Steps, data_spec, fit, pick_device
+from justask.train import Steps, curves_csv, data_spec, fit, pick_device
 from justask.tune import tune
-
-CURVE_FIELDS = ["dataset", "model", "seed", "step", "train_loss", "val_loss"]
 
 
 def episodes_for(kind: str, table: StepTable, split: int, top_fraction: float) -> np.ndarray:
@@ -111,7 +107,7 @@ def train(params: Params, root: Path = Path(".")) -> None:
                 for seed in tcfg.seeds:
                     curves += _fit_one(mlflow, kind, hp, spec, train_data, val_data, mcfg.steps, tcfg,
                                        seed, device, dataset, paths.run_dir(dataset, kind, seed))
-    write_text(paths.base / "curves.csv", _csv(curves))
+    write_text(paths.base / "curves.csv", curves_csv(curves))
     print(f"train: done in {time.perf_counter() - t0:.1f}s on {device}")
 
 
@@ -133,16 +129,6 @@ def _fit_one(mlflow, kind, hp, spec, train_data, val_data, steps, tcfg, seed, de
         ckpt = run_dir / "model.pt"
         save_checkpoint(ckpt, kind, hp, spec, result.model, meta)
         rows = [{"dataset": dataset, "model": kind, "seed": seed, **p} for p in result.curve]
-        write_text(run_dir / "curve.csv", _csv(rows))
+        write_text(run_dir / "curve.csv", curves_csv(rows))
         register(mlflow, ckpt, f"justask-return-{dataset}-{kind}")
     return rows
-
-
-def _csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CURVE_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in CURVE_FIELDS})
-    return buf.getvalue()
-

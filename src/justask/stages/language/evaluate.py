@@ -24,7 +24,7 @@ import torch
 
 from justask.config import Params
 from justask.data.atomic import atomic_write, write_json, write_text
-from justask.data.language import parse
+from justask.data.language.grammar import parse
 from justask.envs.babyai import make_grid_env, reset_quietly
 from justask.metrics import iqm_with_ci
 from justask.paths import family_paths
@@ -36,11 +36,13 @@ from justask.tracking import setup_mlflow
 from justask.train import pick_device
 
 
-def rollout_asks(model, vocab, asks: list[dict], max_words: int, device: torch.device,
-                 num_envs: int = 32) -> list[dict]:
-    """Run one episode per ask with ``model`` told ``ask["text"]``; returns success and length."""
+def rollout_asks(model, vocab, asks: list[dict], device: torch.device,
+                 num_envs: int = 32, frames: bool = False) -> list[dict]:
+    """Run one episode per ask (``level``, ``env_seed``, ``instruction`` the verifier checks,
+    ``text`` the policy is told) with ``model``; returns ``success`` and ``length`` per ask, and
+    with ``frames=True`` the rendered ``frames`` of each episode too."""
     k = model.context
-    features = instruction_features(model.spec.encoder, [a["text"] for a in asks], vocab, max_words)
+    features = instruction_features(model.spec.encoder, [a["text"] for a in asks], vocab)
     results: list[dict] = [{}] * len(asks)
     pending = list(range(len(asks)))[::-1]
     slots: list[dict] = []
@@ -51,13 +53,15 @@ def rollout_asks(model, vocab, asks: list[dict], max_words: int, device: torch.d
             while pending and len(slots) < num_envs:
                 i = pending.pop()
                 ask = asks[i]
-                env = make_grid_env(ask["level"])
+                env = make_grid_env(ask["level"], render_mode="rgb_array" if frames else None)
                 obs = reset_quietly(env, ask["env_seed"])
                 u = env.unwrapped
                 u.instrs = parse(ask["instruction"]).to_minigrid()
                 u.instrs.reset_verifier(u)
+                u.mission = ask["text"]  # what the agent was told, not the level's own mission
                 slots.append({"i": i, "env": env, "steps": 0, "images": np.zeros((k, 7, 7, 3), np.uint8),
-                              "dirs": np.zeros(k, np.int64), "mask": np.zeros(k, bool), "obs": obs})
+                              "dirs": np.zeros(k, np.int64), "mask": np.zeros(k, bool), "obs": obs,
+                              "frames": [env.render()] if frames else None})
             for s in slots:  # slide each window and append the current frame
                 for key in ("images", "dirs", "mask"):
                     s[key][:-1] = s[key][1:]
@@ -73,8 +77,12 @@ def rollout_asks(model, vocab, asks: list[dict], max_words: int, device: torch.d
             for s, a in zip(slots, actions, strict=True):
                 s["obs"], reward, terminated, truncated, _ = s["env"].step(int(a))
                 s["steps"] += 1
+                if frames:
+                    s["frames"].append(s["env"].render())
                 if terminated or truncated:
                     results[s["i"]] = {"success": bool(terminated and reward > 0), "length": s["steps"]}
+                    if frames:
+                        results[s["i"]]["frames"] = s["frames"]
                     s["env"].close()
                 else:
                     alive.append(s)
@@ -98,6 +106,8 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     held = cfg.relabel.held_out
     t0 = time.perf_counter()
     rows = []
+    gifs_done = False
+    paths.evaluate.mkdir(parents=True, exist_ok=True)
     for name in cfg.train.models:
         for seed in cfg.train.seeds:
             ckpt = paths.train / name / f"seed{seed}" / "model.pt"
@@ -107,7 +117,11 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
                 raise StageFailed(f"{ckpt}: missing; run `dvc repro train@language`") from None
             except ValueError as e:
                 raise StageFailed(str(e)) from None
-            for ask, r in zip(asks, rollout_asks(model, vocab, asks, cfg.train.max_words, device), strict=True):
+            results = rollout_asks(model, vocab, asks, device, cfg.evaluate.num_envs)
+            if cfg.evaluate.gif and not gifs_done:
+                _write_gifs(model, vocab, asks, device, paths.evaluate / "gifs")
+                gifs_done = True
+            for ask, r in zip(asks, results, strict=True):
                 instr = parse(ask["instruction"])
                 rows.append({"model": name, "seed": seed, **ask, **r,
                              "unknown_words": len(vocab.unknown_words(ask["text"])),
@@ -123,7 +137,7 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
             if sub.empty:
                 continue
             matrix = sub.pivot_table(index="seed", columns=["level", "env_seed"], values="success").to_numpy(float)
-            mean, lo, hi = iqm_with_ci(matrix, 2000, params.seed, statistic="mean")
+            mean, lo, hi = iqm_with_ci(matrix, cfg.evaluate.bootstrap_reps, params.seed, statistic="mean")
             cells[group] = {"success": round(mean, 4), "ci": [round(lo, 4), round(hi, 4)],
                             "length": round(float(sub.length.mean()), 2), "asks": int(len(sub)),
                             "unknown_word_rate": round(float((sub.unknown_words > 0).mean()), 4)}
@@ -132,7 +146,6 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
             .groupby(["model", "colour", "type"]).success.agg(["mean", "count"]).reset_index())
     heat["held_out"] = [bool({(c, t)} & {tuple(p) for p in held.colour_object}) for c, t in zip(
         heat.colour, heat.type, strict=True)]
-    paths.evaluate.mkdir(parents=True, exist_ok=True)
     atomic_write(paths.evaluate / "episodes.csv", lambda p: episodes.to_csv(p, index=False))
     buf = io.StringIO()
     heat.rename(columns={"mean": "success", "count": "episodes"}).to_csv(buf, index=False, float_format="%.4f")
@@ -141,6 +154,19 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     _log_mlflow(params, root, metrics, paths)
     print(f"evaluate (language): {len(episodes)} episodes in {time.perf_counter() - t0:.1f}s")
     return metrics
+
+
+def _write_gifs(model, vocab, asks: list[dict], device, folder: Path) -> None:
+    """One GIF per condition group: the group's first ask, with the asked text as the caption."""
+    from justask.render import write_gif
+
+    firsts = {}
+    for ask in asks:
+        firsts.setdefault(ask["group"], ask)
+    picked = list(firsts.values())
+    for ask, r in zip(picked, rollout_asks(model, vocab, picked, device, frames=True), strict=True):
+        outcome = "success" if r["success"] else "fail"
+        write_gif(r["frames"], folder / f"{ask['group']}-{outcome}.gif", duration_ms=200)
 
 
 def _log_mlflow(params: Params, root: Path, metrics: dict, paths) -> None:

@@ -4,7 +4,7 @@ and write the evaluation asks as data.
 Outputs under ``artifacts/language/relabel/``:
 
 * ``relabeled/``: the behaviour mix with every true description of what each episode achieved
-  (checked by minigrid's own verifier, see :func:`justask.data.language.describe`), minus every
+  (checked by minigrid's own verifier, see :func:`justask.data.language.grammar.describe`), minus every
   description that uses a held-out combination;
 * ``demos/``: the bot's demonstrations labelled with their own missions only (the demos-only
   baseline), with the same held-out descriptions removed;
@@ -27,8 +27,7 @@ import numpy as np
 from justask.config import Params
 from justask.data.atomic import write_json
 from justask.data.episodes import read_episodes
-from justask.data.instruction_table import build_instruction_table
-from justask.data.language import (
+from justask.data.language.grammar import (
     GOAL_COLUMNS,
     Instruction,
     Vocabulary,
@@ -40,7 +39,8 @@ from justask.data.language import (
     load_paraphrases,
     paraphrase,
 )
-from justask.data.relabel import split_episodes
+from justask.data.language.table import build_instruction_table
+from justask.data.splits import split_episodes
 from justask.envs.babyai import make_grid_env, reset_quietly
 from justask.paths import family_paths
 from justask.seeding import stream_seeds
@@ -54,14 +54,20 @@ def _text(ep: dict, key: str) -> str:
     return bytes(ep["infos"][key][0]).decode()
 
 
-def _describe_one(job: tuple[str, int, list[int], int]) -> list[tuple[str, int, tuple[str, ...]]]:
-    level, seed, actions, max_sequences = job
-    return [(a.text, a.step, a.instruction.goal_tuple()) for a in describe(level, seed, actions, max_sequences)]
+def _describe_one(job: tuple[str, int, list[int], int, int | None]) -> list[tuple[str, int, tuple[str, ...]]]:
+    level, seed, actions, max_sequences, max_steps = job
+    return [(a.text, a.step, a.instruction.goal_tuple())
+            for a in describe(level, seed, actions, max_sequences, max_steps)]
 
 
-def describe_all(episodes: list[dict], max_sequences: int, workers: int) -> list[list[tuple]]:
-    """Hindsight descriptions of every episode, in ``workers`` processes (order preserved)."""
-    jobs = [(_text(e, "level"), int(e["seed"]), [int(a) for a in e["actions"]], max_sequences) for e in episodes]
+def describe_all(episodes: list[dict], max_sequences: int, workers: int,
+                 max_steps: dict[str, int | None] | None = None) -> list[list[tuple]]:
+    """Hindsight descriptions of every episode, in ``workers`` processes (order preserved).
+    ``max_steps`` maps a behaviour name to the time limit its episodes were collected with
+    (absent or None: the level's own), so each replay ends where its episode did."""
+    max_steps = max_steps or {}
+    jobs = [(_text(e, "level"), int(e["seed"]), [int(a) for a in e["actions"]], max_sequences,
+             max_steps.get(_text(e, "behaviour"))) for e in episodes]
     if workers <= 1:
         return [_describe_one(j) for j in jobs]
     with mp.get_context("spawn").Pool(workers) as pool:
@@ -94,7 +100,8 @@ def relabel(params: Params, root: Path = Path(".")) -> None:
         raise StageFailed(f"language.relabel.held_out.paraphrases: {e}") from None
 
     # Hindsight descriptions of the mix; the demos keep only their own (successful) missions.
-    described = describe_all(mix, cfg.max_sequences, collect_cfg.workers)
+    described = describe_all(mix, cfg.max_sequences, collect_cfg.workers,
+                             {b.name: b.max_steps for b in collect_cfg.mix})
     demo_labels = []
     for ep in demos:
         mission = own_mission(_text(ep, "level"), int(ep["seed"]))

@@ -17,39 +17,42 @@ import numpy as np
 import torch
 
 from justask.config import Params
-from justask.data.atomic import atomic_write, write_json
-from justask.data.instruction_table import InstructionTable
-from justask.data.language import Vocabulary
+from justask.data.atomic import atomic_write, write_json, write_text
+from justask.data.language.grammar import Vocabulary, tokenize
+from justask.data.language.table import InstructionTable
 from justask.models import build_model
 from justask.models.instruction_policy import GridSpec
 from justask.paths import family_paths
 from justask.seeding import seed_everything
 from justask.stages import StageFailed
 from justask.tracking import setup_mlflow
-from justask.train import InstructionSteps, fit, pick_device
+from justask.train import InstructionSteps, curves_csv, fit, pick_device
 from justask.tune import tune
 
 KIND = "instruction"
 
 
-def instruction_features(encoder: str, texts: list[str], vocab: Vocabulary, max_words: int) -> dict[str, np.ndarray]:
-    """What a policy reads for each instruction text: token ids (word) or a frozen embedding (minilm)."""
+def instruction_features(encoder: str, texts: list[str], vocab: Vocabulary) -> dict[str, np.ndarray]:
+    """What a policy reads for each instruction text: token ids (word; padded to the longest text,
+    which the word encoder ignores) or a frozen embedding (minilm)."""
     if encoder == "word":
-        return {"tokens": vocab.encode(texts, max_words)}
+        return {"tokens": vocab.encode(texts, max([len(tokenize(t)) for t in texts], default=1))}
     from justask.models.encoders import SentenceEmbedder
 
     return {"sentence": SentenceEmbedder().embed(texts)}
 
 
 def save_policy(path: Path, hp: dict, spec: GridSpec, model: torch.nn.Module, vocab: Vocabulary, meta: dict) -> None:
+    """Write what :func:`load_policy` needs to act on new instructions: weights, settings, vocabulary."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {"kind": KIND, "hp": hp, "spec": asdict(spec), "vocabulary": list(vocab.words), "meta": meta,
-               "state_dict": state}
+    payload = {"kind": KIND, "hp": hp, "spec": asdict(spec), "vocabulary": list(vocab.words),
+               "meta": meta, "state_dict": state}
     atomic_write(path, lambda p: torch.save(payload, p))
 
 
 def load_policy(path: Path, device: torch.device | str = "cpu"):
-    """Rebuild an instruction policy and its vocabulary from ``model.pt`` (``weights_only=True``)."""
+    """Rebuild an instruction policy and its vocabulary from ``model.pt`` (``weights_only=True``);
+    returns ``(model, vocabulary, payload)``."""
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
         if payload.get("kind") != KIND:
@@ -81,12 +84,12 @@ def train(params: Params, root: Path = Path(".")) -> None:
     _, meta = tables["relabeled"] if "relabeled" in tables else next(iter(tables.values()))
     vocab = Vocabulary(tuple(meta["vocabulary"]))
     features_cache: dict[str, dict[str, np.ndarray]] = {}
+    curves: list[dict] = []
 
     for name, mcfg in cfg.models.items():
         table, tmeta = tables[mcfg.data]
         if mcfg.encoder not in features_cache:
-            features_cache[mcfg.encoder] = instruction_features(mcfg.encoder, tmeta["instructions"], vocab,
-                                                                cfg.max_words)
+            features_cache[mcfg.encoder] = instruction_features(mcfg.encoder, tmeta["instructions"], vocab)
         features = features_cache[mcfg.encoder]
         spec = GridSpec(act_dim=7, encoder=mcfg.encoder, vocab_size=len(vocab.words))
         try:
@@ -124,7 +127,9 @@ def train(params: Params, root: Path = Path(".")) -> None:
                     save_policy(paths.train / name / f"seed{seed}" / "model.pt", hp, spec, result.model, vocab,
                                 {"model": name, "seed": seed, "best_val_loss": result.best_val_loss,
                                  "best_step": result.best_step, "mlflow_run_id": run.info.run_id})
+                    curves += [{"dataset": mcfg.data, "model": name, "seed": seed, **p} for p in result.curve]
             print(f"train (language): {name} done ({time.perf_counter() - t0:.0f}s)")
+    write_text(paths.base / "curves.csv", curves_csv(curves))
 
 
 def _fingerprint(table: InstructionTable) -> str:

@@ -30,6 +30,8 @@ from justask.data.episodes import DatasetError, read_episodes, read_metadata
 from justask.data.validation import (
     StepTable,
     ValidationReport,
+    check_datasets,
+    conclude,
     discrete_expectations,
     episode_count_expectation,
     final_observation,
@@ -264,8 +266,6 @@ def validate_language_dataset(path: Path, levels: list[str], behaviours: list[st
 def validate(params: Params, root: Path = Path(".")) -> dict[str, ValidationReport]:
     """Validate ``mix`` and ``demos``; raise :class:`StageFailed` (after writing all reports) if
     either is missing, unreadable or fails a check."""
-    from justask.stages.validate import check_datasets, conclude
-
     fam = params.language
     paths = family_paths("language", root)
     want = expected(params)

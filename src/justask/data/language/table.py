@@ -8,13 +8,12 @@ hindsight); the trainer expands labels into (step, instruction) samples.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from justask.data.atomic import atomic_dir
+from justask.data.atomic import load_arrays, save_arrays
 
 
 @dataclass
@@ -50,21 +49,12 @@ class InstructionTable:
 
     def save(self, path: Path, meta: dict) -> Path:
         """Write arrays and ``meta.json`` (instruction list, vocabulary, counts) atomically."""
-        with atomic_dir(path) as tmp:
-            for name in self.ARRAYS:
-                np.save(tmp / f"{name}.npy", getattr(self, name), allow_pickle=False)
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        return path
+        return save_arrays(path, {n: getattr(self, n) for n in self.ARRAYS}, meta)
 
     @classmethod
     def load(cls, path: Path) -> tuple[InstructionTable, dict]:
-        path = Path(path)
-        missing = [n for n in cls.ARRAYS if not (path / f"{n}.npy").exists()]
-        if missing or not (path / "meta.json").exists():
-            raise FileNotFoundError(f"{path}: relabeled data incomplete (missing {missing or ['meta.json']}); "
-                                    "run `dvc repro relabel@language`")
-        arrays = {n: np.load(path / f"{n}.npy", allow_pickle=False) for n in cls.ARRAYS}
-        return cls(**arrays), json.loads((path / "meta.json").read_text())
+        arrays, meta = load_arrays(path, cls.ARRAYS, "dvc repro relabel@language")
+        return cls(**arrays), meta
 
 
 def build_instruction_table(episodes: list[dict], labels: list[list[tuple[int, int]]],

@@ -218,17 +218,19 @@ def candidate_instructions(env) -> list[Instruction]:
     ]
 
 
-def describe(level: str, env_seed: int, actions: Iterable[int], max_sequences: int = 4) -> list[Achievement]:
+def describe(level: str, env_seed: int, actions: Iterable[int], max_sequences: int = 4,
+             max_steps: int | None = None) -> list[Achievement]:
     """Every true sentence about what the episode ``(level, env_seed, actions)`` achieved, sorted by
     (step, text).
 
     One replay runs minigrid's verifier of every candidate instruction exactly as the level's
     ``step`` runs its own mission's, so every label is the env's own verdict. Sequences "a then b"
     (``b`` achieved after ``a``, as ``BeforeInstr`` checks it) are added, at most ``max_sequences``
-    of them, chosen by a generator seeded with ``env_seed``.
+    of them, chosen by a generator seeded with ``env_seed``. ``max_steps`` is the time limit the
+    episode ran under (None: the level's own).
     """
     actions = [int(a) for a in actions]
-    env = gym.make(level)
+    env = gym.make(level) if max_steps is None else gym.make(level, max_steps=max_steps)
     with contextlib.redirect_stdout(io.StringIO()):  # minigrid prints every rejected level sample
         env.reset(seed=env_seed)
     u = env.unwrapped
