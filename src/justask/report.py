@@ -177,8 +177,11 @@ def language_table(metrics: dict[str, Any], console_width: int | None = None) ->
         row = [name]
         for g in groups:
             c = cells.get(g)
-            row.append(_MISSING if c is None else
-                       f"[bold]{100 * c['success']:.0f}%[/]{sep}[dim]\\[{100 * c['ci'][0]:.0f}, {100 * c['ci'][1]:.0f}][/]")
+            if c is None:
+                row.append(_MISSING)
+                continue
+            lo, hi = (100 * x for x in c["ci"])
+            row.append(f"[bold]{100 * c['success']:.0f}%[/]{sep}[dim]\\[{lo:.0f}, {hi:.0f}][/]")
         table.add_row(*row)
     return table
 
