@@ -39,18 +39,14 @@ class AskResult:
     gif: Path | None
 
 
-def _room_has_objects(level: str, seed: int, instruction) -> bool:
-    env = make_grid_env(level)
+def _room_has_objects(env, seed: int, instruction) -> bool:
+    reset_quietly(env, seed)
+    verifier = instruction.to_minigrid()
     try:
-        reset_quietly(env, seed)
-        verifier = instruction.to_minigrid()
-        try:
-            verifier.reset_verifier(env.unwrapped)
-        except AssertionError:  # minigrid: "no object matching description"
-            return False
-        return all(desc.obj_set for desc in _descriptions(verifier))
-    finally:
-        env.close()
+        verifier.reset_verifier(env.unwrapped)
+    except AssertionError:  # minigrid: "no object matching description"
+        return False
+    return all(desc.obj_set for desc in _descriptions(verifier))
 
 
 def _descriptions(verifier) -> list:
@@ -109,8 +105,12 @@ def ask_language(text: str, params: Params, root: Path = Path("."), *, model: st
             "The policy can still be told it: add --means with the same request in the grammar, e.g. "
             "--means \"pick up the purple key\" (verbs: go to, pick up, open, put ... next to; "
             "'<a> then <b>')") from None
-    seed = next((s for s in _candidate_seeds(params, level, env_seed)
-                 if _room_has_objects(level, s, instruction)), None)
+    env = make_grid_env(level)
+    try:
+        seed = next((s for s in _candidate_seeds(params, level, env_seed)
+                     if _room_has_objects(env, s, instruction)), None)
+    finally:
+        env.close()
     if seed is None:
         raise AskError(f"no room of {level} among {SEARCH} env seeds holds what {instruction.text!r} names; "
                        "try another --level")

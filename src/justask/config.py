@@ -109,14 +109,26 @@ class TuneConfig(Strict):
     storage: Literal["journal", "sqlite"] = "journal"
 
 
-class TrainConfig(Strict):
+class FitConfig(Strict):
+    """What every family's train section shares: seeds, early stopping, device, tuning."""
+
     seeds: list[Annotated[int, Field(ge=0)]] = [0, 1, 2]
     eval_every: PosInt = 250
     patience: PosInt = 4
-    val_rows: Annotated[int, Field(ge=16)] = 2048  # validation loss on an evenly spaced subset
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    models: dict[str, ModelConfig]
     tune: TuneConfig = TuneConfig()
+
+    @field_validator("seeds")
+    @classmethod
+    def unique_seeds(cls, v: list[int]) -> list[int]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("seeds must be a non-empty list of distinct integers")
+        return v
+
+
+class TrainConfig(FitConfig):
+    val_rows: Annotated[int, Field(ge=16)] = 2048  # validation loss on an evenly spaced subset
+    models: dict[str, ModelConfig]
 
     @field_validator("models")
     @classmethod
@@ -126,13 +138,6 @@ class TrainConfig(Strict):
             raise ValueError(f"unknown model(s) {sorted(unknown)}; allowed: {', '.join(MODEL_KINDS)}")
         if not v:
             raise ValueError("train at least one model")
-        return v
-
-    @field_validator("seeds")
-    @classmethod
-    def unique_seeds(cls, v: list[int]) -> list[int]:
-        if not v or len(set(v)) != len(v):
-            raise ValueError("seeds must be a non-empty list of distinct integers")
         return v
 
 
@@ -260,27 +265,15 @@ class InstructionModelConfig(Strict):
     tune: bool = False
 
 
-class LanguageTrainConfig(Strict):
-    seeds: list[Annotated[int, Field(ge=0)]] = [0, 1, 2]
-    eval_every: PosInt = 250
-    patience: PosInt = 4
+class LanguageTrainConfig(FitConfig):
     val_rows: Annotated[int, Field(ge=16)] = 4096
-    device: Literal["auto", "cpu", "cuda"] = "auto"
     models: dict[str, InstructionModelConfig]
-    tune: TuneConfig = TuneConfig()
 
     @field_validator("models")
     @classmethod
     def some_models(cls, v: dict[str, InstructionModelConfig]) -> dict[str, InstructionModelConfig]:
         if not v:
             raise ValueError("train at least one model")
-        return v
-
-    @field_validator("seeds")
-    @classmethod
-    def unique_seeds(cls, v: list[int]) -> list[int]:
-        if not v or len(set(v)) != len(v):
-            raise ValueError("seeds must be a non-empty list of distinct integers")
         return v
 
 

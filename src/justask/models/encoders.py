@@ -89,7 +89,8 @@ class SentenceEmbedder:
 
 
 class InstructionEncoder(nn.Module):
-    """``forward(batch)`` reads ``batch[self.input_key]`` and returns (batch, ``dim``)."""
+    """``forward(batch)`` reads ``batch[self.input_key]`` and returns ``self.encode`` of it,
+    (batch, ``dim``); each subclass names its ``input_key`` and defines ``encode``."""
 
     input_key: str
 
@@ -101,9 +102,6 @@ class InstructionEncoder(nn.Module):
         if self.input_key not in batch:
             raise KeyError(f"{type(self).__name__} reads batch[{self.input_key!r}]; the batch has {sorted(batch)}")
         return self.encode(batch[self.input_key])
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
 
 
 class WordEncoder(InstructionEncoder):
