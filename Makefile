@@ -23,7 +23,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 # DAG order of dvc.yaml; every stage is `foreach` over the families.
 STAGES := collect validate relabel train evaluate
-FAMILIES := return language
+FAMILIES := return language reward
 PROFILE ?=
 PYTEST_ARGS ?=
 

@@ -5,9 +5,8 @@ import torch
 
 from justask.config import EnvConfig
 from justask.data.relabel import build_step_table
-from justask.envs.lunar import CONTROLLERS, controller_actions
+from justask.envs.lunar import CONTROLLERS, Job, controller_actions, run_job
 from justask.evaluate import rollout
-from justask.stages.collect import Job, run_job
 from justask.train import Steps, data_spec, fit
 
 ENV = EnvConfig(continuous=True, max_episode_steps=60)

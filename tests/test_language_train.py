@@ -110,3 +110,59 @@ def test_checkpoint_roundtrip_and_foreign_files(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="junk.pt"):
         load_policy(tmp_path / "junk.pt")
+
+
+def _mirrored_copy(env):
+    """A deep copy of a minigrid env in the mirror-image room (north-south mirror axis)."""
+    import copy
+
+    from minigrid.core.grid import Grid
+
+    twin = copy.deepcopy(env.unwrapped)
+    old, width = twin.grid, twin.grid.width
+    twin.grid = Grid(width, old.height)
+    for x in range(width):
+        for y in range(old.height):
+            twin.grid.set(width - 1 - x, y, old.get(x, y))
+    x, y = twin.agent_pos
+    twin.agent_pos = (width - 1 - x, y)
+    twin.agent_dir = (2 - twin.agent_dir) % 4
+    return twin
+
+
+def test_mirrored_windows_are_what_minigrid_shows_in_the_mirror_room():
+    """Ground truth from minigrid itself: play the same episode in a room and its mirror image
+    (turns swapped); the mirror room's views, directions and actions are the mirrored windows."""
+    from justask.envs.babyai import make_grid_env, reset_quietly
+    from justask.train import mirror_windows
+
+    env = make_grid_env("BabyAI-GoToLocal-v0")
+    obs = reset_quietly(env, 3)
+    twin = _mirrored_copy(env)
+    actions = [0, 2, 2, 1, 2, 1, 1, 2, 0, 2]
+    images, dirs, twin_images, twin_dirs = [], [], [], []
+    for a in actions:
+        images.append(obs["image"]), dirs.append(obs["direction"])
+        t_obs = twin.gen_obs()
+        twin_images.append(t_obs["image"]), twin_dirs.append(t_obs["direction"])
+        obs = env.step(a)[0]
+        twin.step({0: 1, 1: 0}.get(a, a))
+    env.close()
+    batch = {"images": torch.tensor(np.stack(images))[None], "directions": torch.tensor(dirs)[None],
+             "actions": torch.tensor(actions)[None], "mask": torch.ones(1, len(actions), dtype=torch.bool)}
+    mirrored = mirror_windows(batch, torch.tensor([True]))
+    assert not torch.equal(mirrored["images"], batch["images"])  # the room is not symmetric
+    assert torch.equal(mirrored["images"][0], torch.tensor(np.stack(twin_images)))
+    assert mirrored["directions"][0].tolist() == twin_dirs
+    assert mirrored["actions"][0].tolist() == [{0: 1, 1: 0}.get(a, a) for a in actions]
+    same = mirror_windows(batch, torch.tensor([False]))
+    assert all(torch.equal(same[k], batch[k]) for k in batch)
+
+
+def test_mirroring_keeps_padding_zero():
+    from justask.train import mirror_windows
+
+    batch = {"images": torch.ones(1, 3, 7, 7, 3, dtype=torch.uint8), "directions": torch.tensor([[0, 0, 1]]),
+             "actions": torch.tensor([[0, 0, 0]]), "mask": torch.tensor([[False, False, True]])}
+    out = mirror_windows(batch, torch.tensor([True]))
+    assert out["directions"].tolist() == [[0, 0, 1]] and out["actions"].tolist() == [[0, 0, 1]]

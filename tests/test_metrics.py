@@ -233,6 +233,13 @@ def test_summarize_rejects_several_datasets():
         summarize(episodes, REF_MIN, REF_MAX, DATA_RETURNS, reps=100, seed=0)
 
 
+def test_a_single_run_gets_an_interval_over_its_episodes():
+    """A baseline rolled out once (one "seed") must not get a zero-width CI."""
+    one = _episodes().query("model == 'bc' and seed == 0")
+    cell = summarize(one, REF_MIN, REF_MAX, DATA_RETURNS, reps=500, seed=0)["models"]["bc"]["any"]
+    assert cell["score_iqm_lo"] < cell["score_iqm"] < cell["score_iqm_hi"]
+
+
 def test_achieved_vs_target_rows():
     rows = achieved_vs_target_rows(_episodes(), {"mixed": DATA_RETURNS})
     assert {r["model"] for r in rows} == {"rvs", "dt"}

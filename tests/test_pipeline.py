@@ -13,7 +13,7 @@ from justask.config import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["collect", "validate", "relabel", "train", "evaluate"]
-FAMILIES = ["return", "language"]
+FAMILIES = ["return", "language", "reward"]
 
 
 def dvc(repo: Path, *args: str, check: bool = True):
@@ -44,6 +44,7 @@ def test_dvc_repro_end_to_end(repo_copy: Path):
     shown = run([str(BIN / "justask"), "results", "return"], repo_copy).stdout
     assert "medium-expert" in shown and "rvs" in shown
     _check_language_outputs(repo_copy)
+    _check_reward_outputs(repo_copy)
 
     # Nothing changed: nothing runs.
     again = dvc(repo_copy, "repro").stdout
@@ -54,6 +55,7 @@ def test_dvc_repro_end_to_end(repo_copy: Path):
     params["return"]["evaluate"]["episodes"] = 3
     (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     params["language"]["evaluate"]["num_envs"] = 3  # batching must not change a single outcome
+    params["reward"]["evaluate"]["bootstrap_reps"] = 300
     (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     language = json.loads((repo_copy / "metrics" / "language.json").read_text())
     partial = dvc(repo_copy, "repro").stdout
@@ -68,6 +70,24 @@ def test_dvc_repro_end_to_end(repo_copy: Path):
     (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     dvc(repo_copy, "repro", "--no-run-cache")
     assert json.loads((repo_copy / "metrics" / "return.json").read_text()) == metrics
+
+
+def _check_reward_outputs(repo: Path) -> None:
+    metrics = json.loads((repo / "metrics" / "reward.json").read_text())
+    params = load_params(repo / "params.yaml").reward
+    ranking = metrics["ranking"]
+    assert ranking["episodes"] == sum(b.episodes for b in params.collect.held_out)
+    assert set(ranking["per_behaviour"]) == {b.name for b in params.collect.held_out}
+    assert 0.0 <= ranking["val_pair_accuracy"] <= 1.0
+    models = metrics["policies"]["models"]
+    assert set(models) == {*params.train.models, "bc", "demonstrator"}
+    assert set(models["rvs"]) == {f"t{f:g}" for f in params.evaluate.target_fractions}
+    assert all(c["episodes"] == len(params.train.seeds) * params.evaluate.episodes for c in models["rvs"].values())
+    scatter = (repo / "metrics" / "reward-scatter.csv").read_text().splitlines()
+    assert scatter[0] == "behaviour,true_return,predicted_return" and len(scatter) == ranking["episodes"] + 1
+    assert list((repo / "artifacts" / "reward" / "evaluate").glob("rvs-*.gif"))
+    shown = run([str(BIN / "justask"), "results", "reward"], repo).stdout
+    assert "Spearman" in shown and "demonstrator" in shown
 
 
 def _check_language_outputs(repo: Path) -> None:
@@ -121,7 +141,7 @@ def test_dataset_stages_are_byte_identical(tmp_path: Path):
 
 
 def test_collect_episode_order_does_not_depend_on_worker_count(tmp_path: Path):
-    from justask.stages.collect import Job, run_job
+    from justask.envs.lunar import Job, run_job
 
     params = load_params(ROOT / "profiles" / "test.yaml")
     seeds = (11, 12, 13, 14, 15)

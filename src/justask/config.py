@@ -267,6 +267,7 @@ class InstructionModelConfig(Strict):
 
 class LanguageTrainConfig(FitConfig):
     val_rows: Annotated[int, Field(ge=16)] = 4096
+    mirror: bool = True  # also train on mirror images of the rooms (see justask.train.mirror_windows)
     models: dict[str, InstructionModelConfig]
 
     @field_validator("models")
@@ -293,6 +294,128 @@ class LanguageFamily(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+# --- reward family (D-REX on LunarLander) -----------------------------------------------------
+
+
+class CloneConfig(Strict):
+    """Behavioural cloning of the demonstrator (an MLP fitted on its few demonstrations)."""
+
+    hidden: PosInt = 64
+    layers: Annotated[int, Field(ge=1, le=12)] = 2
+    lr: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0.0, le=1.0)] = 1e-4
+    batch_size: Annotated[int, Field(ge=1, le=65536)] = 256
+    steps: PosInt = 2000
+    val_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.2
+
+
+class RewardCollectConfig(Strict):
+    """The weak demonstrator, its clone rolled out at graded noise, and held-out trajectories."""
+
+    workers: Annotated[int, Field(ge=1, le=64)] = 2
+    envs_per_worker: Annotated[int, Field(ge=1, le=512)] = 16
+    reference_episodes: Annotated[int, Field(ge=2)] = 50
+    demonstrator: str = "sloppy"
+    demos: Annotated[int, Field(ge=2)] = 10
+    clone: CloneConfig = CloneConfig()
+    noise: list[Fraction] = [0.0, 0.25, 0.5, 0.75, 1.0]  # epsilon of each noise level
+    episodes_per_noise: Annotated[int, Field(ge=2)] = 20
+    # Policies the ranking model never sees, for judging it (true returns only used there).
+    held_out: list[BehaviourSpec] = [
+        BehaviourSpec(controller="expert", episodes=20),
+        BehaviourSpec(controller="expert", epsilon=0.2, episodes=20),
+        BehaviourSpec(controller="expert", epsilon=0.5, episodes=20),
+        BehaviourSpec(controller="random", episodes=20),
+    ]
+
+    @field_validator("demonstrator")
+    @classmethod
+    def scripted(cls, v: str) -> str:
+        if v not in CONTROLLERS or CONTROLLERS[v][0] is None:
+            allowed = ", ".join(k for k, (g, _) in CONTROLLERS.items() if g is not None)
+            raise ValueError(f"unknown or unscripted demonstrator {v!r}; allowed: {allowed}")
+        return v
+
+    @field_validator("noise")
+    @classmethod
+    def graded(cls, v: list[float]) -> list[float]:
+        if len(v) < 2 or sorted(set(v)) != v:
+            raise ValueError("noise must list at least two distinct levels in increasing order, e.g. [0.0, 0.5, 1.0]")
+        return v
+
+    @field_validator("held_out")
+    @classmethod
+    def some_held_out(cls, v: list[BehaviourSpec]) -> list[BehaviourSpec]:
+        if not v:
+            raise ValueError("held_out needs at least one behaviour to judge the learned reward on")
+        if len({b.name for b in v}) != len(v):
+            raise ValueError("held_out lists the same behaviour (controller, epsilon) twice; merge them")
+        return v
+
+
+class RewardRelabelConfig(Strict):
+    val_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.2
+    snippet: Annotated[int, Field(ge=2, le=10_000)] = 50  # steps per snippet (shorter when an episode is)
+    pairs: PosInt = 5000  # training pairs of snippets
+    val_pairs: PosInt = 1000
+
+
+class RankingConfig(Strict):
+    """The learned reward r(s): an MLP trained on ranked snippet pairs (T-REX loss)."""
+
+    hidden: PosInt = 128
+    layers: Annotated[int, Field(ge=1, le=12)] = 2
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    lr: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0.0, le=1.0)] = 1e-3
+    batch_size: Annotated[int, Field(ge=1, le=65536)] = 64
+    steps: PosInt = 2000
+    ensemble: Annotated[int, Field(ge=1, le=32)] = 3  # members, averaged
+    tune: bool = False
+
+
+class RewardTrainConfig(FitConfig):
+    val_rows: Annotated[int, Field(ge=16)] = 2048
+    ranking: RankingConfig = RankingConfig()
+    models: dict[str, ModelConfig]  # return-conditioned policies on learned returns: rvs and/or dt
+
+    @field_validator("models")
+    @classmethod
+    def conditioned_only(cls, v: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
+        bad = set(v) - {"rvs", "dt"}
+        if bad or not v:
+            raise ValueError(f"models must name return-conditioned policies (rvs, dt); found {sorted(v) or 'none'}")
+        return v
+
+
+class RewardEvaluateConfig(Strict):
+    episodes: Annotated[int, Field(ge=1)] = 20  # per (policy, seed, target)
+    # Asked-for learned returns as fractions of the data's learned-return range (1 = the best episode).
+    target_fractions: list[Annotated[float, Field(ge=-1.0, le=5.0)]] = [1.0, 1.25, 1.5]
+    num_envs: Annotated[int, Field(ge=1, le=1024)] = 64
+    bootstrap_reps: Annotated[int, Field(ge=100)] = 2000
+    gif: bool = True
+    gif_max_steps: PosInt = 400
+
+    @field_validator("target_fractions")
+    @classmethod
+    def sorted_unique(cls, v: list[float]) -> list[float]:
+        if not v or sorted(set(v)) != v:
+            raise ValueError("target_fractions must be a non-empty, increasing list without repeats")
+        return v
+
+
+class RewardFamily(Strict):
+    env: EnvConfig = EnvConfig()
+    collect: RewardCollectConfig = RewardCollectConfig()
+    validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
+    relabel: RewardRelabelConfig = RewardRelabelConfig()
+    train: RewardTrainConfig
+    evaluate: RewardEvaluateConfig = RewardEvaluateConfig()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 class TrackingConfig(Strict):
     mlflow_uri: str = "sqlite:///artifacts/mlflow.db"
     experiment: str = "justask"
@@ -304,6 +427,7 @@ class Params(Strict):
     tracking: TrackingConfig = TrackingConfig()
     return_: ReturnFamily = Field(alias="return")
     language: LanguageFamily | None = None
+    reward: RewardFamily | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

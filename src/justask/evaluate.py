@@ -1,26 +1,36 @@
 """Roll trained policies out on held-out env seeds, asking each episode for a target return.
 
 The policy keeps, per vector-env slot, the last K (state, action, return-to-go, timestep) entries;
-the return-to-go starts at the episode's target and is decremented by every reward received.
+the return-to-go starts at the episode's target and is decremented by every reward received, or,
+for a policy trained on a *learned* reward (the ``reward`` family), by that reward of each state
+it acted in: the env's reward is never seen then.
 All slots are stepped together, one batched forward pass per env step.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from justask.envs.lunar import make_vector_env
 from justask.envs.runner import Episode, run_episodes
+from justask.stages import StageFailed
 
 
 class ConditionedRollout:
     """Batch policy for :func:`run_episodes` around a trained model."""
 
-    def __init__(self, model, num_envs: int, targets: np.ndarray, device: torch.device):
+    def __init__(self, model, num_envs: int, targets: np.ndarray, device: torch.device,
+                 reward_fn: Callable[[np.ndarray], np.ndarray] | None = None):
         spec, k = model.spec, model.context
+        self.reward_fn = reward_fn
         self.model, self.targets, self.device = model, np.asarray(targets, dtype=np.float32), device
         self.discrete = spec.discrete
         self.obs = np.zeros((num_envs, k, spec.obs_dim), np.float32)
@@ -43,6 +53,7 @@ class ConditionedRollout:
         for a in (self.obs, self.actions, self.rtg, self.t, self.mask):
             a[:, :-1] = a[:, 1:]
         self.obs[:, -1], self.rtg[:, -1], self.t[:, -1] = obs, self.remaining, self.step
+        self.last_obs = obs
         self.actions[:, -1], self.mask[:, -1] = 0, True
         t = lambda a: torch.as_tensor(a, device=self.device)  # noqa: E731
         batch = {"obs": t(self.obs), "actions": t(self.actions), "rtg": t(self.rtg),
@@ -52,6 +63,8 @@ class ConditionedRollout:
         return action
 
     def observe(self, rewards: np.ndarray, active: np.ndarray) -> None:
+        if self.reward_fn is not None:
+            rewards = self.reward_fn(self.last_obs)
         self.remaining -= rewards.astype(np.float32)
         self.step += 1
 
@@ -65,12 +78,14 @@ class EpisodeResult:
 
 
 def rollout(model, env_cfg, seeds: list[int], targets: list[float], num_envs: int,
-            device: torch.device) -> list[EpisodeResult]:
-    """Run one episode per (seed, target) pair; returns one result per pair, in order."""
+            device: torch.device, reward_fn: Callable[[np.ndarray], np.ndarray] | None = None,
+            ) -> list[EpisodeResult]:
+    """Run one episode per (seed, target) pair; returns one result per pair, in order (``ret`` is
+    always the env's true return; ``reward_fn`` only drives the return-to-go bookkeeping)."""
     assert len(seeds) == len(targets)
     n = min(num_envs, len(seeds))
     envs = make_vector_env(n, env_cfg.id, env_cfg.continuous, env_cfg.max_episode_steps)
-    policy = ConditionedRollout(model, n, np.asarray(targets), device)
+    policy = ConditionedRollout(model, n, np.asarray(targets), device, reward_fn)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one small forward pass per env step: threading only adds overhead
     try:
@@ -79,3 +94,27 @@ def rollout(model, env_cfg, seeds: list[int], targets: list[float], num_envs: in
         torch.set_num_threads(threads)
         envs.close()
     return [EpisodeResult(float(targets[e.index]), e.seed, e.ret, len(e)) for e in episodes]
+
+
+def held_out_seeds(path: Path, n: int, collect_seeds: set[int]) -> list[int]:
+    """The first ``n`` frozen evaluation seeds, checked disjoint from collection's seeds."""
+    seeds = json.loads(Path(path).read_text())["seeds"]
+    if len(seeds) < n:
+        raise StageFailed(f"{path}: holds {len(seeds)} seeds but evaluate.episodes asks for {n}; "
+                          "lower evaluate.episodes or add seeds to the file")
+    overlap = set(seeds[:n]) & collect_seeds
+    if overlap:
+        raise StageFailed(f"{path}: evaluation seeds {sorted(overlap)[:5]} were used by collect; "
+                          "evaluation must run on held-out seeds")
+    return [int(s) for s in seeds[:n]]
+
+
+def rows_csv(rows: list[dict]) -> str:
+    """Dict rows as CSV text (header from the first row; empty string for no rows)."""
+    if not rows:
+        return ""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()

@@ -112,7 +112,7 @@ def iqm_with_ci(
 # --------------------------------------------------------------------------- summaries
 
 
-def _round(x: Any) -> float | None:
+def round_metric(x: Any) -> float | None:
     """Round to :data:`DECIMALS`; NaN/None become None (JSON null)."""
     if x is None:
         return None
@@ -120,7 +120,7 @@ def _round(x: Any) -> float | None:
     return None if math.isnan(x) else round(x, DECIMALS)
 
 
-def _correlation(kind: str, x: ArrayLike, y: ArrayLike) -> float | None:
+def correlation(kind: str, x: ArrayLike, y: ArrayLike) -> float | None:
     """Spearman or Pearson correlation; None if undefined (under 2 points, constant input)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
@@ -129,7 +129,7 @@ def _correlation(kind: str, x: ArrayLike, y: ArrayLike) -> float | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rho = fn(x, y)[0]
-    return _round(rho)
+    return round_metric(rho)
 
 
 def _episode_matrix(group: pd.DataFrame, column: str) -> np.ndarray:
@@ -159,22 +159,26 @@ def _cell(
     returns = rows["ret"].to_numpy(dtype=float)
     scores = normalized_score(returns, ref_min, ref_max)
     score_matrix = normalized_score(_episode_matrix(rows, "ret"), ref_min, ref_max)
+    if len(score_matrix) == 1:
+        # One run (e.g. a scripted demonstrator): resampling runs would give a zero-width
+        # interval, so its episodes are resampled instead (runs of a single task).
+        score_matrix = score_matrix.T
     iqm, lo, hi = iqm_with_ci(score_matrix, reps=reps, seed=seed)
     # The IQM and percentile CI are affine-equivariant, so the return-space values are exact.
     back = [float(target_return(s / 100.0, ref_min, ref_max)) for s in (iqm, lo, hi)]
     target = rows["target_return"].iloc[0] if _is_conditioned(rows) else None
     return {
-        "target_return": _round(target),
-        "return_mean": _round(returns.mean()),
-        "return_std": _round(returns.std()),
-        "score_mean": _round(scores.mean()),
-        "score_std": _round(scores.std()),
-        "score_iqm": _round(iqm),
-        "score_iqm_lo": _round(lo),
-        "score_iqm_hi": _round(hi),
-        "return_iqm": _round(back[0]),
-        "return_iqm_lo": _round(back[1]),
-        "return_iqm_hi": _round(back[2]),
+        "target_return": round_metric(target),
+        "return_mean": round_metric(returns.mean()),
+        "return_std": round_metric(returns.std()),
+        "score_mean": round_metric(scores.mean()),
+        "score_std": round_metric(scores.std()),
+        "score_iqm": round_metric(iqm),
+        "score_iqm_lo": round_metric(lo),
+        "score_iqm_hi": round_metric(hi),
+        "return_iqm": round_metric(back[0]),
+        "return_iqm_lo": round_metric(back[1]),
+        "return_iqm_hi": round_metric(back[2]),
         "episodes": len(rows),
     }
 
@@ -188,9 +192,9 @@ def _model_correlation(rows: pd.DataFrame, data_returns: np.ndarray) -> dict[str
     inside = rows[_in_range(rows["target_return"], data_returns)]
     means = inside.groupby("target_return", sort=True)["ret"].mean()
     return {
-        "spearman_means": _correlation("spearman", means.index, means.to_numpy()),
-        "spearman_episodes": _correlation("spearman", inside["target_return"], inside["ret"]),
-        "pearson_means": _correlation("pearson", means.index, means.to_numpy()),
+        "spearman_means": correlation("spearman", means.index, means.to_numpy()),
+        "spearman_episodes": correlation("spearman", inside["target_return"], inside["ret"]),
+        "pearson_means": correlation("pearson", means.index, means.to_numpy()),
         "targets_in_range": len(means),
     }
 
@@ -231,25 +235,25 @@ def summarize(
     if data_returns.size == 0:
         raise ValueError("data_returns is empty")
     models: dict[str, dict[str, Any]] = {}
-    correlation: dict[str, dict[str, Any]] = {}
+    correlations: dict[str, dict[str, Any]] = {}
     for model, rows in episodes.groupby("model", sort=True):
         models[model] = {
             target_key(f): _cell(g, ref_min, ref_max, reps, seed) for f, g in _target_groups(rows)
         }
         if _is_conditioned(rows):
-            correlation[model] = _model_correlation(rows, data_returns)
+            correlations[model] = _model_correlation(rows, data_returns)
     data_scores = normalized_score(data_returns, ref_min, ref_max)
     data = {
-        "return_min": _round(data_returns.min()),
-        "return_max": _round(data_returns.max()),
-        "return_mean": _round(data_returns.mean()),
-        "return_std": _round(data_returns.std()),
-        "score_min": _round(data_scores.min()),
-        "score_max": _round(data_scores.max()),
-        "score_mean": _round(data_scores.mean()),
+        "return_min": round_metric(data_returns.min()),
+        "return_max": round_metric(data_returns.max()),
+        "return_mean": round_metric(data_returns.mean()),
+        "return_std": round_metric(data_returns.std()),
+        "score_min": round_metric(data_scores.min()),
+        "score_max": round_metric(data_scores.max()),
+        "score_mean": round_metric(data_scores.mean()),
         "episodes": int(data_returns.size),
     }
-    return {"models": models, "correlation": correlation, "data": data}
+    return {"models": models, "correlation": correlations, "data": data}
 
 
 def achieved_vs_target_rows(
@@ -277,10 +281,10 @@ def achieved_vs_target_rows(
                 "dataset": dataset,
                 "model": model,
                 "target_fraction": float(fraction),
-                "target": _round(target),
-                "achieved": _round(g["ret"].mean()),
-                "achieved_lo": _round(seed_means.min()),
-                "achieved_hi": _round(seed_means.max()),
+                "target": round_metric(target),
+                "achieved": round_metric(g["ret"].mean()),
+                "achieved_lo": round_metric(seed_means.min()),
+                "achieved_hi": round_metric(seed_means.max()),
                 "in_data_range": bool(data.min() <= target <= data.max()),
             }
         )

@@ -17,7 +17,7 @@ import torch
 
 class PolicyModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        from justask.stages.train import load_checkpoint
+        from justask.models import load_checkpoint
 
         self.model, _ = load_checkpoint(Path(context.artifacts["checkpoint"]))
 

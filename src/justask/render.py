@@ -11,13 +11,14 @@ from justask.data.atomic import atomic_write
 
 
 def record_gif(model, env_cfg, target: float, env_seed: int, path: Path, device,
-               max_steps: int = 400, every: int = 2) -> Path:
-    """Roll out one episode asking for ``target`` and save every ``every``-th frame as a GIF."""
+               max_steps: int = 400, every: int = 2, reward_fn=None) -> Path:
+    """Roll out one episode asking for ``target`` and save every ``every``-th frame as a GIF
+    (``reward_fn``: a learned reward for the return-to-go, as in :func:`justask.evaluate.rollout`)."""
     from justask.envs.lunar import make_env
     from justask.evaluate import ConditionedRollout
 
     env = make_env(env_cfg.id, env_cfg.continuous, env_cfg.max_episode_steps, render_mode="rgb_array")
-    policy = ConditionedRollout(model, 1, np.array([target]), device)
+    policy = ConditionedRollout(model, 1, np.array([target]), device, reward_fn)
     policy.start(0, 0)
     obs, _ = env.reset(seed=env_seed)
     frames = [env.render()]

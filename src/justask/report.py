@@ -186,6 +186,36 @@ def language_table(metrics: dict[str, Any], console_width: int | None = None) ->
     return table
 
 
+def reward_tables(metrics: dict[str, Any]) -> list[Table]:
+    """Two tables: the learned reward against the true one on held-out trajectories, and the true
+    score of each policy (IQM [95% CI], vs the demonstrator)."""
+    r = metrics["ranking"]
+    better = r["better_than_demonstrator"]
+    corr = Table(title="reward: learned vs true return on held-out trajectories", box=box.SIMPLE_HEAD,
+                 caption=f"validation pair accuracy of the ranking ensemble: {_num(r['val_pair_accuracy'], 3)}")
+    for col in ("trajectories", "episodes", "Spearman", "Pearson"):
+        corr.add_column(col, justify="left" if col == "trajectories" else "right")
+    corr.add_row("all held-out", str(r["episodes"]), _num(r["spearman"], 2), _num(r["pearson"], 2))
+    corr.add_row(f"better than the demonstrator ({metrics['demonstrator']})", str(better["episodes"]),
+                 _num(better["spearman"], 2), _num(better["pearson"], 2))
+    for name, b in r["per_behaviour"].items():
+        corr.add_row(f"[dim]{name}: mean true {_num(b['true_return_mean'])}, learned "
+                     f"{_num(b['predicted_return_mean'])}[/]", str(b["episodes"]), "", "")
+    scores = Table(title="reward: true score when asked for learned return (0 random, 100 expert)",
+                   box=box.SIMPLE_HEAD,
+                   caption=f"{len(metrics['seeds'])} training seeds x {metrics['episodes_per_target']} held-out env "
+                           "seeds; asks are fractions of the data's learned-return range (1 = its best episode)")
+    for col in ("policy", "asked", "score IQM [95% CI]", "x demonstrator"):
+        scores.add_column(col, justify="left" if col == "policy" else "right")
+    for model, cells in metrics["policies"]["models"].items():
+        for key, c in cells.items():
+            asked = "-" if key == ANY else f"{_fraction(key):g}"
+            ratio = c.get("vs_demonstrator")
+            scores.add_row(model, asked, f"[bold]{_num(c['score_iqm'])}[/] [dim]\\[{_num(c['score_iqm_lo'])}, "
+                                         f"{_num(c['score_iqm_hi'])}][/]", "" if ratio is None else f"{ratio:.2f}")
+    return [corr, scores]
+
+
 def print_results(family: str, root: Path, console: Console) -> bool:
     """Print ``root/metrics/FAMILY.json`` as tables; False when the file does not exist yet."""
     path = Path(root) / "metrics" / f"{family}.json"
@@ -194,6 +224,10 @@ def print_results(family: str, root: Path, console: Console) -> bool:
     metrics = json.loads(path.read_text())
     if family == "language":
         console.print(language_table(metrics, console.width))
+        return True
+    if family == "reward":
+        for table in reward_tables(metrics):
+            console.print(table)
         return True
     console.print(results_table(metrics, console_width=console.width))
     if metrics.get("behaviours"):

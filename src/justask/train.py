@@ -15,12 +15,16 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from justask.data.atomic import write_text
 from justask.data.relabel import StepTable
-from justask.models import Spec, build_model
+from justask.models import Spec, build_model, save_checkpoint
+from justask.registry import register
+from justask.stages import StageFailed
 
 
 def pick_device(pref: str = "auto") -> torch.device:
@@ -93,10 +97,14 @@ class InstructionSteps:
     A sample is one labelled step; its window holds the K steps up to it from the same episode,
     all of which belong to the same label's segment (labels cover steps 0..end). The instruction
     enters as token ids (word encoder) or a precomputed sentence embedding (frozen encoder).
+
+    With ``mirror``, :meth:`sample` reflects a random half of the windows: the same episode in the
+    mirror-image room is just as valid a demonstration of the same instruction (the grammar has no
+    left/right words), so it doubles the rooms a policy sees without inventing labels.
     """
 
     def __init__(self, table, split: int, instructions: dict[str, np.ndarray], device: torch.device,
-                 max_rows: int | None = None):
+                 max_rows: int | None = None, mirror: bool = False):
         steps, instr = table.samples(split)
         if len(steps) == 0:
             raise ValueError(f"no labelled steps in split {split}; collect more episodes or hold out less")
@@ -109,7 +117,7 @@ class InstructionSteps:
         self.images, self.directions, self.actions = t(table.images), t(table.directions), t(table.actions)
         self.ep_start = t(table.starts[table.episode])
         self.instructions = {k: t(v) for k, v in instructions.items()}  # e.g. tokens (I, L) or sentence (I, 384)
-        self.device = device
+        self.device, self.mirror = device, mirror
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -129,7 +137,33 @@ class InstructionSteps:
 
     def sample(self, gen: torch.Generator, batch: int, k: int) -> dict[str, torch.Tensor]:
         pick = torch.randint(len(self.rows), (batch,), generator=gen, device="cpu").to(self.device)
-        return self.windows(pick, k)
+        out = self.windows(pick, k)
+        if self.mirror:
+            out = mirror_windows(out, torch.rand(batch, generator=gen).to(self.device) < 0.5)
+        return out
+
+
+# minigrid's actions: 0 turn left, 1 turn right; the others (forward, pickup, drop, toggle, done)
+# are their own mirror images.
+TURN_LEFT, TURN_RIGHT = 0, 1
+
+
+def mirror_windows(batch: dict[str, torch.Tensor], flip: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Reflect the rows ``flip`` of a window batch through a north-south mirror of the room.
+
+    In the agent's egocentric 7x7 view (axis 0 runs left to right) a reflection of the world is a
+    left-right flip of the view; turning left becomes turning right; the absolute direction
+    (0 east, 1 south, 2 west, 3 north) swaps east and west. Padded steps stay zero.
+    """
+    f = flip[:, None]
+    mask = batch["mask"]
+    actions = batch["actions"]
+    swapped = torch.where(actions == TURN_LEFT, TURN_RIGHT, torch.where(actions == TURN_RIGHT, TURN_LEFT, actions))
+    return batch | {
+        "images": torch.where(flip[:, None, None, None, None], batch["images"].flip(2), batch["images"]),
+        "directions": torch.where(f, (2 - batch["directions"]) % 4, batch["directions"]) * mask,
+        "actions": torch.where(f, swapped, actions) * mask,
+    }
 
 
 @dataclass
@@ -230,3 +264,28 @@ def curves_csv(rows: list[dict]) -> str:
     for r in rows:
         writer.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in CURVE_FIELDS})
     return buf.getvalue()
+
+
+def fit_and_save(mlflow, kind, hp, spec, train_data, val_data, steps, tcfg, seed, device, dataset,
+                 run_dir: Path, registry_name: str) -> list[dict]:
+    """Fit one seed as a nested MLflow run, save ``model.pt`` and ``curve.csv`` in ``run_dir``,
+    register the model as ``registry_name``; returns the curve rows."""
+    with mlflow.start_run(run_name=f"{dataset}-{kind}-seed{seed}", nested=True) as run:
+        mlflow.log_params({**hp, "seed": seed, "steps": steps, "device": device.type})
+        result = fit(kind, hp, spec, train_data, val_data, steps=steps, eval_every=tcfg.eval_every,
+                     patience=tcfg.patience, seed=seed, device=device,
+                     log=lambda p: mlflow.log_metrics({"val_loss": p["val_loss"], "train_loss": p["train_loss"]},
+                                                      step=p["step"]))
+        if not np.isfinite(result.best_val_loss):
+            raise StageFailed(f"{dataset}/{kind}/seed{seed}: validation loss is not finite; "
+                              f"lower the {kind} model's lr in params.yaml or check the relabeled data")
+        mlflow.log_metrics({"best_val_loss": result.best_val_loss, "best_step": result.best_step,
+                            "train_seconds": result.seconds, "samples_per_second": result.samples_per_second})
+        meta = {"dataset": dataset, "seed": seed, "best_val_loss": result.best_val_loss,
+                "best_step": result.best_step, "mlflow_run_id": run.info.run_id}
+        ckpt = run_dir / "model.pt"
+        save_checkpoint(ckpt, kind, hp, spec, result.model, meta)
+        rows = [{"dataset": dataset, "model": kind, "seed": seed, **p} for p in result.curve]
+        write_text(run_dir / "curve.csv", curves_csv(rows))
+        register(mlflow, ckpt, registry_name)
+    return rows

@@ -57,6 +57,14 @@ class StepTable:
         return cls(**arrays), meta
 
 
+def blank_rewards(episodes: list) -> list[dict]:
+    """Episodes (Minari dicts or :class:`~justask.envs.runner.Episode`) as dicts with every reward
+    set to 0: for models that must learn without the env's reward (the ``reward`` family)."""
+    get = (lambda e, k: e[k]) if episodes and isinstance(episodes[0], dict) else getattr  # noqa: E731
+    return [{"observations": get(e, "observations"), "actions": get(e, "actions"),
+             "rewards": np.zeros(len(get(e, "actions")))} for e in episodes]
+
+
 def build_step_table(episodes: list[dict], split: np.ndarray) -> StepTable:
     """Relabel raw episodes (dicts as read from Minari) with return-to-go and timesteps."""
     lengths = np.array([len(e["rewards"]) for e in episodes], dtype=np.int64)

@@ -12,9 +12,15 @@ Observation layout (gymnasium docs): x, y, vx, vy, angle, angular velocity, left
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import numpy as np
+
+from justask.envs.runner import Episode, rollout_many, run_episodes
+
+if TYPE_CHECKING:
+    from justask.config import EnvConfig
 
 
 @dataclass(frozen=True)
@@ -108,3 +114,57 @@ class BehaviourPolicy:
                 if rng.random() < self.epsilon:
                     actions[i] = self._random(rng)
         return actions
+
+
+# --------------------------------------------------------------------------- parallel rollouts
+
+@dataclass(frozen=True)
+class Job:
+    controller: str
+    epsilon: float
+    seeds: tuple[int, ...]
+    first_index: int
+    env: EnvConfig
+    num_envs: int
+
+
+class _BehaviourBatch:
+    """Adapts a :class:`BehaviourPolicy` to the runner: one random stream per episode."""
+
+    def __init__(self, policy: BehaviourPolicy, seeds: tuple[int, ...], num_envs: int):
+        self.policy, self.seeds = policy, seeds
+        self.rngs = [np.random.default_rng(0)] * num_envs
+
+    def start(self, slot: int, episode_index: int) -> None:
+        self.rngs[slot] = np.random.default_rng([self.seeds[episode_index], 7])
+
+    def act(self, obs: np.ndarray, active: np.ndarray) -> np.ndarray:
+        return self.policy.act(obs, self.rngs)
+
+    def observe(self, rewards: np.ndarray, active: np.ndarray) -> None:
+        pass
+
+
+def run_job(job: Job) -> tuple[int, list[Episode]]:
+    """Roll out one chunk of a behaviour's episodes (runs in a worker process)."""
+    n = min(job.num_envs, len(job.seeds))
+    envs = make_vector_env(n, job.env.id, job.env.continuous, job.env.max_episode_steps)
+    policy = BehaviourPolicy(job.controller, job.epsilon, envs.single_action_space, job.env.continuous)
+    episodes = run_episodes(envs, job.seeds, _BehaviourBatch(policy, job.seeds, n))
+    envs.close()
+    return job.first_index, episodes
+
+
+def chunk_jobs(controller: str, epsilon: float, seeds: list[int], env: EnvConfig, workers: int,
+               num_envs: int) -> list[Job]:
+    """A behaviour's episodes split into one job per worker (at least one vector env's worth each)."""
+    per_chunk = max(num_envs, -(-len(seeds) // workers))
+    return [
+        Job(controller, epsilon, tuple(seeds[i:i + per_chunk]), i, env, num_envs)
+        for i in range(0, len(seeds), per_chunk)
+    ]
+
+
+def rollout_behaviours(jobs: dict[str, list[Job]], workers: int, description: str) -> dict[str, list[Episode]]:
+    """Run scripted-behaviour jobs in ``workers`` processes; each key's episodes in seed order."""
+    return rollout_many(jobs, workers, description, run_job)

@@ -11,7 +11,7 @@ from pathlib import Path
 from justask.config import Params
 
 STAGES = ("collect", "validate", "relabel", "train", "evaluate")
-FAMILIES = ("return", "language")  # the `foreach` items of dvc.yaml
+FAMILIES = ("return", "language", "reward")  # the `foreach` items of dvc.yaml
 
 
 class StageFailed(RuntimeError):

@@ -9,91 +9,17 @@ the same params whatever the worker count.
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import time
-from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from rich.progress import Progress
 
-from justask.config import EnvConfig, Params
+from justask.config import Params
 from justask.data.atomic import write_json
 from justask.data.episodes import write_dataset
-from justask.envs.lunar import BehaviourPolicy, make_env, make_vector_env
-from justask.envs.runner import Episode, run_episodes
+from justask.envs.lunar import Job, chunk_jobs, make_env, rollout_behaviours
 from justask.paths import family_paths
 from justask.seeding import stream_seeds
-
-
-@dataclass(frozen=True)
-class Job:
-    controller: str
-    epsilon: float
-    seeds: tuple[int, ...]
-    first_index: int
-    env: EnvConfig
-    num_envs: int
-
-
-class _BehaviourBatch:
-    """Adapts a :class:`BehaviourPolicy` to the runner: one random stream per episode."""
-
-    def __init__(self, policy: BehaviourPolicy, seeds: tuple[int, ...], num_envs: int):
-        self.policy, self.seeds = policy, seeds
-        self.rngs = [np.random.default_rng(0)] * num_envs
-
-    def start(self, slot: int, episode_index: int) -> None:
-        self.rngs[slot] = np.random.default_rng([self.seeds[episode_index], 7])
-
-    def act(self, obs: np.ndarray, active: np.ndarray) -> np.ndarray:
-        return self.policy.act(obs, self.rngs)
-
-    def observe(self, rewards: np.ndarray, active: np.ndarray) -> None:
-        pass
-
-
-def run_job(job: Job) -> tuple[int, list[Episode]]:
-    """Roll out one chunk of a behaviour's episodes (runs in a worker process)."""
-    n = min(job.num_envs, len(job.seeds))
-    envs = make_vector_env(n, job.env.id, job.env.continuous, job.env.max_episode_steps)
-    policy = BehaviourPolicy(job.controller, job.epsilon, envs.single_action_space, job.env.continuous)
-    episodes = run_episodes(envs, job.seeds, _BehaviourBatch(policy, job.seeds, n))
-    envs.close()
-    return job.first_index, episodes
-
-
-def _chunks(controller: str, epsilon: float, seeds: list[int], env: EnvConfig, workers: int,
-            num_envs: int) -> list[Job]:
-    per_chunk = max(num_envs, -(-len(seeds) // workers))
-    return [
-        Job(controller, epsilon, tuple(seeds[i:i + per_chunk]), i, env, num_envs)
-        for i in range(0, len(seeds), per_chunk)
-    ]
-
-
-def rollout_many(jobs: dict[str, list[Job]], workers: int, description: str) -> dict[str, list[Episode]]:
-    """Run every job (in ``workers`` processes) and reassemble each key's episodes in order."""
-    parts: dict[str, dict[int, list[Episode]]] = defaultdict(dict)
-    flat = [(key, job) for key, js in jobs.items() for job in js]
-    total = sum(len(j.seeds) for _, j in flat)
-    with Progress(transient=False) as progress:
-        bar = progress.add_task(description, total=total)
-        if workers == 1:
-            for key, job in flat:
-                first, eps = run_job(job)
-                parts[key][first] = eps
-                progress.advance(bar, len(eps))
-        else:
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-                futures = {pool.submit(run_job, job): key for key, job in flat}
-                for fut in as_completed(futures):
-                    first, eps = fut.result()
-                    parts[futures[fut]][first] = eps
-                    progress.advance(bar, len(eps))
-    return {key: [e for first in sorted(p) for e in p[first]] for key, p in parts.items()}
 
 
 def collect(params: Params, root: Path = Path(".")) -> dict:
@@ -114,13 +40,13 @@ def collect(params: Params, root: Path = Path(".")) -> dict:
     for (controller, eps), n in sorted(needed.items()):
         name = controller if eps == 0 else f"{controller}-eps{eps:g}"
         seeds = stream_seeds(params.seed, f"collect/{name}", n)
-        jobs[name] = _chunks(controller, eps, seeds, env_cfg, cfg.workers, cfg.envs_per_worker)
+        jobs[name] = chunk_jobs(controller, eps, seeds, env_cfg, cfg.workers, cfg.envs_per_worker)
     # Reference scores for normalisation: expert and random on their own seeds.
     for ref in ("expert", "random"):
         seeds = stream_seeds(params.seed, f"reference/{ref}", cfg.reference_episodes)
-        jobs[f"reference/{ref}"] = _chunks(ref, 0.0, seeds, env_cfg, cfg.workers, cfg.envs_per_worker)
+        jobs[f"reference/{ref}"] = chunk_jobs(ref, 0.0, seeds, env_cfg, cfg.workers, cfg.envs_per_worker)
 
-    pools = rollout_many(jobs, cfg.workers, "collect: rolling out behaviour policies")
+    pools = rollout_behaviours(jobs, cfg.workers, "collect: rolling out behaviour policies")
     ref_min = float(np.mean([e.ret for e in pools.pop("reference/random")]))
     ref_max = float(np.mean([e.ret for e in pools.pop("reference/expert")]))
 

@@ -10,8 +10,6 @@ everything to MLflow.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 from pathlib import Path
@@ -23,28 +21,14 @@ import torch
 from justask.config import Params
 from justask.data.atomic import atomic_write, write_json, write_text
 from justask.data.relabel import StepTable
-from justask.evaluate import rollout
+from justask.evaluate import held_out_seeds, rollout, rows_csv
 from justask.metrics import achieved_vs_target_rows, normalized_score, summarize
-from justask.models import CONDITIONED
+from justask.models import CONDITIONED, load_checkpoint
 from justask.paths import family_paths
 from justask.seeding import seed_everything, stream_seeds
 from justask.stages import StageFailed
-from justask.stages.train import load_checkpoint
 from justask.tracking import setup_mlflow
 from justask.train import pick_device
-
-
-def held_out_seeds(path: Path, n: int, collect_seeds: set[int]) -> list[int]:
-    """The first ``n`` frozen evaluation seeds, checked disjoint from collection's seeds."""
-    seeds = json.loads(Path(path).read_text())["seeds"]
-    if len(seeds) < n:
-        raise StageFailed(f"{path}: holds {len(seeds)} seeds but evaluate.episodes asks for {n}; "
-                          "lower evaluate.episodes or add seeds to the file")
-    overlap = set(seeds[:n]) & collect_seeds
-    if overlap:
-        raise StageFailed(f"{path}: evaluation seeds {sorted(overlap)[:5]} were used by collect; "
-                          "evaluation must run on held-out seeds")
-    return [int(s) for s in seeds[:n]]
 
 
 def evaluate(params: Params, root: Path = Path(".")) -> dict:
@@ -107,22 +91,12 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "episodes.csv", lambda p: episodes.to_csv(p, index=False, float_format="%.6g"))
     plot_rows = achieved_vs_target_rows(episodes, data_returns)
-    write_text(paths.metrics.with_name("return-achieved.csv"), _csv(plot_rows))
+    write_text(paths.metrics.with_name("return-achieved.csv"), rows_csv(plot_rows))
     write_json(paths.metrics, metrics)
     gif = _gif(params, paths, metrics, conditions, seeds[0], device) if ecfg.gif else None
     _log_mlflow(params, root, metrics, paths, gif)
     print(f"evaluate: {len(episodes)} episodes in {time.perf_counter() - t0:.1f}s")
     return metrics
-
-
-def _csv(rows: list[dict]) -> str:
-    if not rows:
-        return ""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
 
 
 def _gif(params: Params, paths, metrics: dict, conditions: dict, env_seed: int, device) -> Path | None:

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from justask.config import Params
-from justask.data.atomic import atomic_write, write_json, write_text
+from justask.data.atomic import write_json, write_text
 from justask.data.language.grammar import Vocabulary, tokenize
 from justask.data.language.table import InstructionTable
-from justask.models import build_model
+from justask.models import build_model, write_torch
 from justask.models.instruction_policy import GridSpec
 from justask.paths import family_paths
 from justask.seeding import seed_everything
@@ -47,7 +47,7 @@ def save_policy(path: Path, hp: dict, spec: GridSpec, model: torch.nn.Module, vo
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {"kind": KIND, "hp": hp, "spec": asdict(spec), "vocabulary": list(vocab.words),
                "meta": meta, "state_dict": state}
-    atomic_write(path, lambda p: torch.save(payload, p))
+    write_torch(path, payload)
 
 
 def load_policy(path: Path, device: torch.device | str = "cpu"):
@@ -93,7 +93,7 @@ def train(params: Params, root: Path = Path(".")) -> None:
         features = features_cache[mcfg.encoder]
         spec = GridSpec(act_dim=7, encoder=mcfg.encoder, vocab_size=len(vocab.words))
         try:
-            train_data = InstructionSteps(table, 0, features, device)
+            train_data = InstructionSteps(table, 0, features, device, mirror=cfg.mirror)
             val_data = InstructionSteps(table, 1, features, device, max_rows=cfg.val_rows)
         except ValueError as e:
             raise StageFailed(f"language.train.models.{name}: {e}") from None
