@@ -78,7 +78,7 @@ def _check_reward_outputs(repo: Path) -> None:
     ranking = metrics["ranking"]
     assert ranking["episodes"] == sum(b.episodes for b in params.collect.held_out)
     assert set(ranking["per_behaviour"]) == {b.name for b in params.collect.held_out}
-    assert 0.0 <= ranking["val_pair_accuracy"] <= 1.0
+    assert 0.0 <= ranking["val_pair_accuracy"] <= 1.0 and "spearman_behaviour_means" in ranking
     models = metrics["policies"]["models"]
     assert set(models) == {*params.train.models, "bc", "demonstrator"}
     assert set(models["rvs"]) == {f"t{f:g}" for f in params.evaluate.target_fractions}

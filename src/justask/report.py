@@ -198,6 +198,7 @@ def reward_tables(metrics: dict[str, Any]) -> list[Table]:
     corr.add_row("all held-out", str(r["episodes"]), _num(r["spearman"], 2), _num(r["pearson"], 2))
     corr.add_row(f"better than the demonstrator ({metrics['demonstrator']})", str(better["episodes"]),
                  _num(better["spearman"], 2), _num(better["pearson"], 2))
+    corr.add_row("behaviour means", str(len(r["per_behaviour"])), _num(r.get("spearman_behaviour_means"), 2), "")
     for name, b in r["per_behaviour"].items():
         corr.add_row(f"[dim]{name}: mean true {_num(b['true_return_mean'])}, learned "
                      f"{_num(b['predicted_return_mean'])}[/]", str(b["episodes"]), "", "")

@@ -28,6 +28,7 @@ from justask.data.language.grammar import parse
 from justask.envs.babyai import make_grid_env, reset_quietly
 from justask.metrics import iqm_with_ci
 from justask.paths import family_paths
+from justask.render import success_heatmap
 from justask.seeding import seed_everything
 from justask.stages import StageFailed
 from justask.stages.language.relabel import GROUPS
@@ -144,12 +145,14 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
         metrics["models"][name] = cells
     heat = (episodes[episodes.group.isin(["seen", "colour_object"])]
             .groupby(["model", "colour", "type"]).success.agg(["mean", "count"]).reset_index())
+    heat = heat.rename(columns={"mean": "success", "count": "episodes"})
     heat["held_out"] = [bool({(c, t)} & {tuple(p) for p in held.colour_object}) for c, t in zip(
         heat.colour, heat.type, strict=True)]
     atomic_write(paths.evaluate / "episodes.csv", lambda p: episodes.to_csv(p, index=False))
     buf = io.StringIO()
-    heat.rename(columns={"mean": "success", "count": "episodes"}).to_csv(buf, index=False, float_format="%.4f")
+    heat.to_csv(buf, index=False, float_format="%.4f")
     write_text(paths.metrics.with_name("language-heatmap.csv"), buf.getvalue())
+    success_heatmap(heat, paths.evaluate / "heatmap.png")
     write_json(paths.metrics, metrics)
     _log_mlflow(params, root, metrics, paths)
     print(f"evaluate (language): {len(episodes)} episodes in {time.perf_counter() - t0:.1f}s")
@@ -176,3 +179,4 @@ def _log_mlflow(params: Params, root: Path, metrics: dict, paths) -> None:
         mlflow.log_metrics({f"{m}.{g}.success": c["success"] for m, cells in metrics["models"].items()
                             for g, c in cells.items()})
         mlflow.log_artifact(str(paths.metrics))
+        mlflow.log_artifact(str(paths.evaluate / "heatmap.png"))

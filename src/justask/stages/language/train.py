@@ -3,7 +3,8 @@
 Per model (``language.train.models``): Optuna tunes it first when ``tune: true`` (same study
 storage and search space as the return family), then each seed is fitted and saved as
 ``artifacts/language/train/<model>/seed<k>/model.pt`` (weights, settings and vocabulary; loads
-with ``weights_only=True``). Every trial and fit is an MLflow run.
+with ``weights_only=True``). Every trial and fit is an MLflow run; every fit is registered as
+``justask-language-<model>`` (see :mod:`justask.registry`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from justask.data.language.table import InstructionTable
 from justask.models import build_model, write_torch
 from justask.models.instruction_policy import GridSpec
 from justask.paths import family_paths
+from justask.registry import register
 from justask.seeding import seed_everything
 from justask.stages import StageFailed
 from justask.tracking import setup_mlflow
@@ -124,9 +126,11 @@ def train(params: Params, root: Path = Path(".")) -> None:
                                           f"language.train.models.{name}.lr")
                     mlflow.log_metrics({"best_val_loss": result.best_val_loss, "train_seconds": result.seconds,
                                         "samples_per_second": result.samples_per_second})
-                    save_policy(paths.train / name / f"seed{seed}" / "model.pt", hp, spec, result.model, vocab,
+                    ckpt = paths.train / name / f"seed{seed}" / "model.pt"
+                    save_policy(ckpt, hp, spec, result.model, vocab,
                                 {"model": name, "seed": seed, "best_val_loss": result.best_val_loss,
                                  "best_step": result.best_step, "mlflow_run_id": run.info.run_id})
+                    register(mlflow, ckpt, f"justask-language-{name}", language=True)
                     curves += [{"dataset": mcfg.data, "model": name, "seed": seed, **p} for p in result.curve]
             print(f"train (language): {name} done ({time.perf_counter() - t0:.0f}s)")
     write_text(paths.base / "curves.csv", curves_csv(curves))

@@ -33,6 +33,7 @@ from justask.evaluate import EpisodeResult, held_out_seeds, rollout, rows_csv
 from justask.metrics import correlation, round_metric, summarize, target_return
 from justask.models import load_checkpoint
 from justask.paths import family_paths
+from justask.render import return_scatter
 from justask.seeding import seed_everything
 from justask.stages import StageFailed
 from justask.stages.reward.collect import collect_env_seeds
@@ -81,6 +82,8 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
         name: {"episodes": len(g), "true_return_mean": round_metric(g.true_return.mean()),
                "predicted_return_mean": round_metric(g.predicted_return.mean())}
         for name, g in scatter.groupby("behaviour", sort=False)}
+    means = scatter.groupby("behaviour", sort=False)[["true_return", "predicted_return"]].mean()
+    ranking["spearman_behaviour_means"] = correlation("spearman", means.true_return, means.predicted_return)
     ranking["val_pair_accuracy"] = round_metric(ensemble["val_pair_accuracy"])
 
     # 2. Policies asked for learned returns, and the baselines, on held-out env seeds.
@@ -132,6 +135,7 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     atomic_write(out / "episodes.csv", lambda p: episodes.to_csv(p, index=False, float_format="%.6g"))
     write_text(paths.metrics.with_name("reward-scatter.csv"),
                rows_csv(scatter.round(4).to_dict("records")))
+    return_scatter(scatter, out / "scatter.png", demo_return)
     write_json(paths.metrics, metrics)
     gif = None
     if ecfg.gif:
@@ -163,5 +167,6 @@ def _log_mlflow(params: Params, root: Path, metrics: dict, paths, gif: Path | No
         mlflow.log_metrics({k: v for k, v in flat.items() if v is not None})
         mlflow.log_artifact(str(paths.metrics))
         mlflow.log_artifact(str(paths.metrics.with_name("reward-scatter.csv")))
+        mlflow.log_artifact(str(paths.evaluate / "scatter.png"))
         if gif is not None:
             mlflow.log_artifact(str(gif))
