@@ -33,7 +33,7 @@ export DO_NOT_TRACK ?= 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 
-.PHONY: help venv run test lint clean
+.PHONY: help venv run run-locked test lint clean
 
 help:
 	@sed -n '3,8p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
@@ -55,7 +55,12 @@ data: data.dvc | $(STAMP)
 	dvc pull data.dvc
 	touch $@
 
+# One pipeline run per checkout at a time: `run` holds .dvc/tmp/pipeline.lock (as the Prefect flow
+# does; src/justask/lock.py) and a second run stops at once instead of racing the first for outputs.
 run: venv data
+	@justask locked -- $(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) run-locked
+
+run-locked:
 	@if [ -n "$(PROFILE)" ]; then justask profile "$(PROFILE)"; fi
 	@echo "profile: $$(sed -n 's/^profile:[[:space:]]*//p' params.yaml)"
 	@summary=""; \

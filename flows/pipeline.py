@@ -14,12 +14,19 @@ first runs ``justask profile <profile>``, which REWRITES params.yaml from profil
 DVC sees that as a parameter change and reruns the affected stages (outputs of a profile that
 ran before come back from DVC's run cache). The rewritten params.yaml stays in the workspace.
 
-Tasks run one after another, never in parallel: one ``dvc`` process per workspace at a time.
+Tasks run one after another, never in parallel: one ``dvc`` process per workspace at a time. A run
+holds ``.dvc/tmp/pipeline.lock`` (as ``make run`` does), so a second run on the same checkout stops
+at once with a message instead of racing the first for DVC's lock and the outputs.
+
+Retries: collect and evaluate are retried after a failure that may be transient (a crash, a killed
+worker, an OSError, DVC busy), never after a deterministic one, which ``justask stage`` reports with
+exit status 2 (bad params, a failed data check, damaged input): rerunning would fail the same way.
 """
 
 import argparse
 import logging
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -32,6 +39,8 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
+from justask.cli import DETERMINISTIC_EXIT
+from justask.lock import LOCK, PipelineBusy, pipeline_lock  # noqa: F401 (LOCK: re-exported)
 from justask.stages import FAMILIES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,10 +54,31 @@ STAGES: list[str] = ["collect", "validate", "relabel", "train", "evaluate"]
 RETRIES: dict[str, int] = {"collect": 2, "evaluate": 1}
 RETRY_DELAY_SECONDS = 10
 TAIL_LINES = 40
+# How `dvc repro` reports the status of a stage command that failed.
+_DVC_CMD_FAILED = re.compile(r"failed to run: .*, exited with (-?\d+)")
 
 
 class StageError(RuntimeError):
-    """A subprocess (dvc or justask) exited non-zero; the message ends with its last lines."""
+    """A subprocess (dvc or justask) exited non-zero; the message ends with its last lines.
+
+    ``stage_status`` is the exit status of the stage command itself when ``dvc repro`` reported it
+    (dvc exits 255 whatever the command returned), else the subprocess's own status.
+    """
+
+    def __init__(self, message: str, status: int, stage_status: int | None = None):
+        super().__init__(message)
+        self.status = status
+        self.stage_status = status if stage_status is None else stage_status
+
+    @property
+    def deterministic(self) -> bool:
+        return self.stage_status == DETERMINISTIC_EXIT
+
+
+def retry_if_transient(task, task_run, state) -> bool:
+    """Prefect ``retry_condition_fn``: retry unless the failure is a deterministic stage failure."""
+    exc = state.data if isinstance(state.data, BaseException) else None
+    return not (isinstance(exc, StageError) and exc.deterministic)
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter:
@@ -90,9 +120,11 @@ def run_logged(cmd: list[str], cwd: Path, logger: logging.Logger | logging.Logge
                 tail.append(line)
                 logger.info("%s", line)
     if proc.returncode != 0:
+        reported = [int(m.group(1)) for line in tail if (m := _DVC_CMD_FAILED.search(line))]
         raise StageError(
             f"`{shlex.join(cmd)}` exited with status {proc.returncode}; last lines:\n"
-            + "\n".join(tail)
+            + "\n".join(tail),
+            proc.returncode, reported[-1] if reported else None,
         )
 
 
@@ -138,6 +170,7 @@ def stage_task(stage: str):
         name=f"dvc-repro-{stage}",
         retries=RETRIES.get(stage, 0),
         retry_delay_seconds=RETRY_DELAY_SECONDS,
+        retry_condition_fn=retry_if_transient,
     )
 
 
@@ -157,11 +190,12 @@ def justask_pipeline(
     Returns wall seconds per stage, e.g. {"collect@return": 12.3, ...}.
     """
     root = Path(workdir).resolve() if workdir else REPO
-    apply_profile(profile, str(root))
     timings: dict[str, float] = {}
-    for family in families:
-        for stage in STAGES:  # sequential: one dvc process at a time
-            timings[f"{stage}@{family}"] = stage_task(stage)(stage, family, str(root), force)
+    with pipeline_lock(root):
+        apply_profile(profile, str(root))
+        for family in families:
+            for stage in STAGES:  # sequential: one dvc process at a time
+                timings[f"{stage}@{family}"] = stage_task(stage)(stage, family, str(root), force)
     logger = _logger()
     logger.info(
         "wall time per stage:\n%s",
@@ -181,6 +215,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parser.parse_args(argv)
     root = Path(args.workdir).resolve() if args.workdir else REPO
     profile = args.profile or current_profile(root) or "default"
+    try:  # fail before starting Prefect if another run holds the lock (the flow takes it again)
+        with pipeline_lock(root):
+            pass
+    except PipelineBusy as e:
+        sys.exit(f"flows/pipeline.py: {e}")
     return justask_pipeline(profile=profile, families=args.families or list(FAMILIES),
                             force=args.force, workdir=str(root))
 

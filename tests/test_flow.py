@@ -1,4 +1,5 @@
-"""The Prefect flow (flows/pipeline.py): streaming, ordering, retries, and real DVC runs.
+"""The Prefect flow (flows/pipeline.py): streaming, ordering, retries (transient failures only),
+and real DVC runs. (Its pipeline lock: test_concurrency.py.)
 
 Flows run against one module-scoped ``prefect_test_harness`` (a temporary API and database under
 the temporary PREFECT_HOME set in conftest.py). Real pipeline runs happen in a temporary copy of
@@ -111,6 +112,63 @@ def test_flow_runs_stages_in_order_and_retries_collect(prefect_api, tmp_path, mo
         "collect@return", "collect@return", "validate@return", "relabel@return",
         "train@return", "evaluate@return", "evaluate@return",
         *[f"{s}@{f}" for f in FAMILIES[1:] for s in ALL_STAGES]]
+
+
+def _dvc_failure(tail: str) -> "pipeline.StageError":
+    """The StageError run_logged raises for a `dvc repro` that printed ``tail`` and exited 255."""
+    code = f"import sys; print({tail!r}); sys.exit(255)"
+    with pytest.raises(pipeline.StageError) as info:
+        pipeline.run_logged([sys.executable, "-c", code], ROOT, logging.getLogger("justask.test_flow"))
+    return info.value
+
+
+def _retries(exc: BaseException) -> bool:
+    from prefect.states import Failed
+
+    return pipeline.retry_if_transient(None, None, Failed(data=exc))
+
+
+def test_retry_condition_retries_transient_failures_only():
+    cmd = "ERROR: failed to reproduce 'collect@return': failed to run: justask stage collect return"
+    deterministic = _dvc_failure(f"{cmd}, exited with 2")
+    assert deterministic.status == 255 and deterministic.stage_status == 2 and deterministic.deterministic
+    assert not _retries(deterministic)
+    for transient in (_dvc_failure(f"{cmd}, exited with 1"),    # a crash (traceback)
+                      _dvc_failure(f"{cmd}, exited with -9"),   # a worker or the stage killed
+                      _dvc_failure("ERROR: 'artifacts/return/collect' is busy"),  # dvc's own failure
+                      OSError(28, "No space left on device")):
+        assert _retries(transient), transient
+
+
+def test_flow_does_not_retry_a_deterministic_stage_failure(prefect_api, tmp_path, monkeypatch):
+    """Real `dvc repro` of a stage whose command exits 2 as `justask stage` does for a failed check:
+    attempted once although collect has retries; a stage that exits 1 once is retried and passes."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run(["git", "init", "-q"], repo)
+    run([str(BIN / "dvc"), "init", "-q"], repo)
+    attempts = repo / "attempts.txt"
+    script = ("import pathlib, sys\n"
+              "log = pathlib.Path('attempts.txt')\n"
+              "log.open('a').write(sys.argv[1] + '\\n')\n"
+              "n = len(log.read_text().split())\n"
+              "sys.exit({'return': 2, 'reward': 1 if n == 2 else 0}[sys.argv[1]])\n")
+    (repo / "stage.py").write_text(script)
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"collect": {
+        "foreach": ["return", "reward"],
+        "do": {"cmd": f"{sys.executable} stage.py ${{item}}", "deps": ["stage.py"]}}}}))
+    (repo / "params.yaml").write_text("profile: default\n")
+    monkeypatch.setattr(pipeline, "STAGES", ["collect"])
+    monkeypatch.setattr(pipeline, "RETRY_DELAY_SECONDS", 0)
+
+    with pytest.raises(pipeline.StageError, match="exited with 2") as info:
+        pipeline.justask_pipeline(profile="default", families=["return"], workdir=str(repo))
+    assert info.value.deterministic
+    assert attempts.read_text().split() == ["return"]
+
+    timings = pipeline.justask_pipeline(profile="default", families=["reward"], workdir=str(repo))
+    assert list(timings) == ["collect@reward"]
+    assert attempts.read_text().split() == ["return", "reward", "reward"]
 
 
 def test_flow_stops_at_a_failing_stage_without_retrying_it(prefect_api, tmp_path, monkeypatch):

@@ -71,6 +71,31 @@ def test_dvc_repro_end_to_end(repo_copy: Path):
     dvc(repo_copy, "repro", "--no-run-cache")
     assert json.loads((repo_copy / "metrics" / "return.json").read_text()) == metrics
 
+    # Training reproduces too: retrained from scratch, every model has the same weights (checkpoints
+    # differ only in their MLflow run id) and evaluation gives the same metrics.
+    _check_retrain_reproduces(repo_copy, metrics)
+
+
+def _state_dicts(train_dir: Path) -> dict[str, dict]:
+    import torch
+
+    return {str(p.relative_to(train_dir)): torch.load(p, map_location="cpu", weights_only=True)["state_dict"]
+            for p in sorted(train_dir.rglob("model.pt"))}
+
+
+def _check_retrain_reproduces(repo: Path, metrics: dict) -> None:
+    import torch
+
+    train_dir = repo / "artifacts" / "return" / "train"
+    before = _state_dicts(train_dir)
+    dvc(repo, "repro", "--force", "--no-run-cache", "--single-item", "train@return")
+    dvc(repo, "repro", "--no-run-cache", "--single-item", "evaluate@return")
+    after = _state_dicts(train_dir)
+    assert before and list(after) == list(before)
+    for name, state in before.items():
+        assert list(after[name]) == list(state) and all(torch.equal(after[name][k], v) for k, v in state.items()), name
+    assert json.loads((repo / "metrics" / "return.json").read_text()) == metrics
+
 
 def _check_reward_outputs(repo: Path) -> None:
     metrics = json.loads((repo / "metrics" / "reward.json").read_text())

@@ -67,6 +67,9 @@ class CollectConfig(Strict):
             names = [b.name for b in mix]
             if len(set(names)) != len(names):
                 raise ValueError(f"dataset {name!r} lists a behaviour twice: {names}")
+            if sum(b.episodes for b in mix) < 2:
+                raise ValueError(f"dataset {name!r} has {sum(b.episodes for b in mix)} episode in all; relabel "
+                                 "splits episodes into training and validation, so raise episodes to 2 or more")
         return v
 
 
@@ -103,10 +106,35 @@ class ModelConfig(Strict):
     tune: bool = False
 
 
+RDB_SCHEMES = ("postgresql", "mysql", "sqlite")
+
+
 class TuneConfig(Strict):
+    """The Optuna study: ``n_trials`` finished (complete or pruned) trials in all, shared by
+    ``workers`` processes. ``storage``: ``journal`` (a file under artifacts/optuna/), ``sqlite``
+    (one process only: SQLite locks under concurrent writers) or an RDB URL such as
+    ``postgresql://user:password@host/db`` for workers on several machines."""
+
     n_trials: Annotated[int, Field(ge=0)] = 6
     trial_steps_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
-    storage: Literal["journal", "sqlite"] = "journal"
+    storage: str = "journal"
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+
+    @field_validator("storage")
+    @classmethod
+    def known_storage(cls, v: str) -> str:
+        scheme = v.split("://", 1)[0].split("+", 1)[0] if "://" in v else None
+        if v not in ("journal", "sqlite") and scheme not in RDB_SCHEMES:
+            raise ValueError("storage must be journal, sqlite or an RDB URL "
+                             "(e.g. postgresql://user:password@host:5432/optuna)")
+        return v
+
+    @model_validator(mode="after")
+    def one_sqlite_writer(self) -> TuneConfig:
+        if self.workers > 1 and self.storage == "sqlite":
+            raise ValueError("storage sqlite cannot be shared by several workers (database is locked); "
+                             "use storage: journal on one machine or a postgresql:// URL")
+        return self
 
 
 class FitConfig(Strict):
@@ -220,6 +248,14 @@ class LanguageCollectConfig(Strict):
         if not v or len(set(names)) != len(names):
             raise ValueError(f"mix must list each behaviour once and not be empty (found {names})")
         return v
+
+    @model_validator(mode="after")
+    def enough_to_split(self) -> LanguageCollectConfig:
+        for what, n in (("mix", sum(b.episodes for b in self.mix)), ("demos", self.demos)):
+            if n * len(self.levels) < 2:
+                raise ValueError(f"{what} has {n * len(self.levels)} episode in all; relabel splits episodes into "
+                                 "training and validation, so raise its episodes (or levels) to 2 or more")
+        return self
 
 
 class HeldOutConfig(Strict):
@@ -421,10 +457,31 @@ class TrackingConfig(Strict):
     experiment: str = "justask"
 
 
+class ScaleConfig(Strict):
+    """Where rollouts run (collection and evaluation); never changes a result, so DVC does not
+    track it. ``executor: process`` is a local spawn pool; ``dask`` sends jobs to the Dask
+    scheduler at ``dask_address`` or, when that is null, to a local cluster of ``workers``
+    processes started for the stage. ``workers`` is evaluation's fan-out (1: in this process);
+    collection keeps each family's ``collect.workers``."""
+
+    executor: Literal["process", "dask"] = "process"
+    dask_address: str | None = None
+    workers: Annotated[int, Field(ge=1, le=256)] = 1
+
+    @field_validator("dask_address")
+    @classmethod
+    def scheduler_url(cls, v: str | None) -> str | None:
+        if v is not None and "://" not in v:
+            raise ValueError("dask_address must be a scheduler URL like tcp://host:8786, or null for a "
+                             "local cluster")
+        return v
+
+
 class Params(Strict):
     seed: Annotated[int, Field(ge=0)] = 0
     profile: str = "default"
     tracking: TrackingConfig = TrackingConfig()
+    scale: ScaleConfig = ScaleConfig()
     return_: ReturnFamily = Field(alias="return")
     language: LanguageFamily | None = None
     reward: RewardFamily | None = None

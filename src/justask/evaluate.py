@@ -15,12 +15,15 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from justask.envs.lunar import make_vector_env
 from justask.envs.runner import Episode, run_episodes
+from justask.executors import run_all
+from justask.models import load_checkpoint
 from justask.stages import StageFailed
 
 
@@ -94,6 +97,35 @@ def rollout(model, env_cfg, seeds: list[int], targets: list[float], num_envs: in
         torch.set_num_threads(threads)
         envs.close()
     return [EpisodeResult(float(targets[e.index]), e.seed, e.ret, len(e)) for e in episodes]
+
+
+@dataclass(frozen=True)
+class RolloutJob:
+    """One :func:`rollout` of a saved model, runnable in another process: paths and settings only.
+    ``reward`` (optional) builds the learned reward function from a device name in that process."""
+
+    checkpoint: Path
+    env: Any  # an EnvConfig
+    seeds: tuple[int, ...]
+    targets: tuple[float, ...]
+    num_envs: int
+    device: str
+    reward: Callable[[str], Callable[[np.ndarray], np.ndarray]] | None = None
+
+
+def run_rollout_job(job: RolloutJob) -> list[EpisodeResult]:
+    """Load ``job.checkpoint`` and roll it out (the same computation in any process)."""
+    model, _ = load_checkpoint(job.checkpoint, job.device)
+    with torch.no_grad():
+        reward_fn = job.reward(job.device) if job.reward is not None else None
+        return rollout(model, job.env, list(job.seeds), list(job.targets), job.num_envs,
+                       torch.device(job.device), reward_fn)
+
+
+def rollout_checkpoints(jobs: list[RolloutJob], workers: int, scale=None) -> list[list[EpisodeResult]]:
+    """Every job's results, in job order, fanned out over ``workers`` (``scale``: the executor;
+    see :mod:`justask.executors`). Results are identical to running the jobs one by one here."""
+    return run_all(run_rollout_job, jobs, workers, scale)
 
 
 def held_out_seeds(path: Path, n: int, collect_seeds: set[int]) -> list[int]:

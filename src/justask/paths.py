@@ -49,6 +49,15 @@ class FamilyPaths:
         return self.train / dataset / model / f"seed{seed}"
 
     @property
+    def checkpoints(self) -> Path:
+        """Resume state of unfinished fits. Not a DVC output: DVC deletes a stage's outputs before
+        rerunning it, and a killed train stage must find these to resume."""
+        return self.root / "artifacts" / "checkpoints" / self.family
+
+    def resume_file(self, dataset: str, model: str, seed: int) -> Path:
+        return self.checkpoints / dataset / model / f"seed{seed}.pt"
+
+    @property
     def evaluate(self) -> Path:
         return self.base / "evaluate"
 

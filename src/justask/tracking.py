@@ -6,8 +6,11 @@ which wins) selects the store; a relative ``sqlite:///`` path is resolved agains
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from justask.config import TrackingConfig
@@ -31,10 +34,27 @@ def setup_mlflow(cfg: TrackingConfig, root: Path):
 
     uri = tracking_uri(cfg, root)
     mlflow.set_tracking_uri(uri)
-    if mlflow.get_experiment_by_name(cfg.experiment) is None:
-        artifacts = None
-        if uri.startswith("sqlite:///"):
-            artifacts = (Path(uri[len("sqlite:///"):]).parent / "mlflow-artifacts").as_uri()
-        mlflow.create_experiment(cfg.experiment, artifact_location=artifacts)
+    with _first_use_lock(uri):
+        if mlflow.get_experiment_by_name(cfg.experiment) is None:
+            artifacts = None
+            if uri.startswith("sqlite:///"):
+                artifacts = (Path(uri[len("sqlite:///"):]).parent / "mlflow-artifacts").as_uri()
+            mlflow.create_experiment(cfg.experiment, artifact_location=artifacts)
     mlflow.set_experiment(cfg.experiment)
     return mlflow
+
+
+@contextmanager
+def _first_use_lock(uri: str) -> Iterator[None]:
+    """Serialise the first contact with a SQLite store (table creation and migrations, creating the
+    experiment) across processes: two at once otherwise race and one fails mid-migration."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        yield
+        return
+    with open(f"{uri[len(prefix):]}.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

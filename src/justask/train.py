@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
+import json
 import math
 import time
 from collections.abc import Callable
@@ -22,7 +24,7 @@ import torch
 
 from justask.data.atomic import write_text
 from justask.data.relabel import StepTable
-from justask.models import Spec, build_model, save_checkpoint
+from justask.models import Spec, build_model, save_checkpoint, write_torch
 from justask.registry import register
 from justask.stages import StageFailed
 
@@ -190,6 +192,45 @@ def evaluate_loss(model, data: Steps, batch: int) -> float:
     return total / max(n, 1)
 
 
+def data_digest(data) -> str:
+    """SHA-256 of every tensor a training set holds (cached on the object): the resume key's
+    data part, so a checkpoint is never resumed on different data."""
+    cached = getattr(data, "_digest", None)
+    if cached is None:
+        h = hashlib.sha256()
+        for name, value in sorted(vars(data).items()):
+            tensors = value.items() if isinstance(value, dict) else [("", value)]
+            for sub, t in sorted(tensors, key=lambda kv: kv[0]):
+                if isinstance(t, torch.Tensor):
+                    h.update(f"{name}.{sub}:{t.dtype}:{tuple(t.shape)}".encode())
+                    h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        cached = data._digest = h.hexdigest()
+    return cached
+
+
+def resume_key(kind: str, hp: dict, spec, train, val, **settings) -> str:
+    """What a resumable fit depends on: model, hyper-parameters, spec, data and loop settings."""
+    desc = json.dumps({"kind": kind, "hp": hp, "spec": repr(spec), "settings": settings,
+                       "train": data_digest(train), "val": data_digest(val)}, sort_keys=True, default=str)
+    return hashlib.sha256(desc.encode()).hexdigest()
+
+
+def _load_resume(path: Path | None, key: str) -> dict | None:
+    """The saved state of an interrupted (or finished) fit with this key, else None."""
+    if path is None or not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a torn or foreign file: start over rather than fail the stage
+        print(f"train: ignoring unreadable resume checkpoint {path} ({type(e).__name__}); starting over")
+        return None
+    return state if state.get("key") == key else None
+
+
+def _cuda_rng(device: torch.device) -> torch.Tensor:
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.empty(0, dtype=torch.uint8)
+
+
 def fit(
     kind: str,
     hp: dict,
@@ -204,8 +245,15 @@ def fit(
     device: torch.device,
     report: Callable[[int, float], None] | None = None,
     log: Callable[[dict], None] | None = None,
+    resume: Path | None = None,
 ) -> FitResult:
-    """Train one model; ``report(step, val_loss)`` may raise to stop early (Optuna pruning)."""
+    """Train one model; ``report(step, val_loss)`` may raise to stop early (Optuna pruning).
+
+    With ``resume`` (a file path), the full training state (weights, optimizer, schedule, random
+    streams, best weights so far, curve) is saved there atomically at every evaluation, and a fit
+    with the same settings and data continues from it: a killed run resumes from its last
+    evaluation and ends with the same weights as an uninterrupted one.
+    """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = build_model(kind, hp, spec).to(device)
@@ -218,9 +266,34 @@ def fit(
                 else contextlib.nullcontext())
     best = (math.inf, 0, None)
     curve: list[dict] = []
-    bad_evals, step = 0, 0
+    bad_evals, step, done, seconds = 0, 0, False, 0.0
+    key = resume_key(kind, hp, spec, train, val, steps=steps, eval_every=eval_every, patience=patience,
+                     seed=seed, device=device.type) if resume is not None else ""
+    saved = _load_resume(resume, key)
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["opt"])
+        sched.load_state_dict(saved["sched"])
+        gen.set_state(saved["gen"])
+        torch.set_rng_state(saved["torch_rng"])
+        if device.type == "cuda":
+            torch.cuda.set_rng_state(saved["cuda_rng"], device)
+        best = (saved["best_loss"], saved["best_step"], saved["best_state"])
+        curve, bad_evals, step, done, seconds = (saved["curve"], saved["bad_evals"], saved["step"],
+                                                 saved["done"], saved["seconds"])
+        print(f"train: resuming {kind} seed {seed} from step {step} ({resume})")
+
+    def checkpoint(finished: bool) -> None:
+        write_torch(resume, {
+            "key": key, "step": step, "done": finished, "seconds": seconds + time.perf_counter() - start,
+            "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+            "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "cuda_rng": _cuda_rng(device),
+            "best_loss": best[0],
+            "best_step": best[1], "best_state": best[2], "curve": curve, "bad_evals": bad_evals})
+
     start = time.perf_counter()
-    for step in range(1, steps + 1):
+    first = step + 1
+    for step in range(first, steps + 1) if not done else ():
         batch = train.sample(gen, hp["batch_size"], model.context)
         with autocast:
             loss = model.loss(batch)
@@ -243,14 +316,17 @@ def fit(
                 bad_evals += 1
             if report:
                 report(step, val_loss)
-            if bad_evals >= patience:
+            stop = bad_evals >= patience or step == steps
+            if resume is not None:
+                checkpoint(stop)
+            if stop:
                 break
-    seconds = time.perf_counter() - start
+    elapsed = time.perf_counter() - start
     if best[2] is not None:
         model.load_state_dict(best[2])
     model.eval()
-    return FitResult(model, best[0], best[1], step, curve, seconds,
-                     step * hp["batch_size"] / max(seconds, 1e-9))
+    return FitResult(model, best[0], best[1], step, curve, seconds + elapsed,
+                     (step - first + 1) * hp["batch_size"] / max(elapsed, 1e-9) if not done else 0.0)
 
 
 CURVE_FIELDS = ["dataset", "model", "seed", "step", "train_loss", "val_loss"]
@@ -267,13 +343,13 @@ def curves_csv(rows: list[dict]) -> str:
 
 
 def fit_and_save(mlflow, kind, hp, spec, train_data, val_data, steps, tcfg, seed, device, dataset,
-                 run_dir: Path, registry_name: str) -> list[dict]:
+                 run_dir: Path, registry_name: str, resume: Path | None = None) -> list[dict]:
     """Fit one seed as a nested MLflow run, save ``model.pt`` and ``curve.csv`` in ``run_dir``,
-    register the model as ``registry_name``; returns the curve rows."""
+    register the model as ``registry_name``; returns the curve rows. ``resume``: see :func:`fit`."""
     with mlflow.start_run(run_name=f"{dataset}-{kind}-seed{seed}", nested=True) as run:
         mlflow.log_params({**hp, "seed": seed, "steps": steps, "device": device.type})
         result = fit(kind, hp, spec, train_data, val_data, steps=steps, eval_every=tcfg.eval_every,
-                     patience=tcfg.patience, seed=seed, device=device,
+                     patience=tcfg.patience, seed=seed, device=device, resume=resume,
                      log=lambda p: mlflow.log_metrics({"val_loss": p["val_loss"], "train_loss": p["train_loss"]},
                                                       step=p["step"]))
         if not np.isfinite(result.best_val_loss):

@@ -1,19 +1,47 @@
 """Optuna tuning of a conditioned model on validation loss.
 
-TPE sampler (seeded, trials run sequentially so the search is reproducible), median pruner on the
-validation curve, journal-file storage so an interrupted study resumes without repeating
-finished trials (and several worker processes can share it). Each trial is a nested MLflow run.
+TPE sampler (seeded), median pruner on the validation curve, and storage that outlives the
+process: a journal file (default), SQLite, or an RDB URL (PostgreSQL) shared by workers on
+several machines. A study is named by its settings and data, so a rerun resumes it: trials
+already complete or pruned are kept and count towards ``n_trials``; trials a killed process left
+RUNNING are marked FAIL (tagged ``stale``) and do not count. A trial whose loss turns NaN or
+infinite is recorded FAIL and the study goes on. Each trial is a nested MLflow run.
+
+With ``workers > 1`` that many processes share the study (``MaxTrialsCallback`` stops them at
+``n_trials`` in all); each seeds its sampler differently, so parallel tuning is not
+bit-reproducible. One worker on a fresh study is.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import multiprocessing as mp
+import os
+import socket
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import optuna
+from optuna.study import MaxTrialsCallback
+from optuna.trial import TrialState
 
 from justask.train import FitResult, fit
+
+DONE = (TrialState.COMPLETE, TrialState.PRUNED)  # what counts towards n_trials
+
+
+class NonFiniteLoss(FloatingPointError):
+    """A trial's loss became NaN or infinite: recorded FAIL, the study goes on."""
+
+
+class SurplusTrial(RuntimeError):
+    """A parallel worker started a trial after ``n_trials`` others were finished or running."""
 
 
 def search_space(trial: optuna.Trial, base: dict) -> dict:
@@ -33,10 +61,18 @@ def search_space(trial: optuna.Trial, base: dict) -> dict:
     return hp
 
 
+def is_url(kind: str) -> bool:
+    return "://" in kind
+
+
 def storage_for(path: Path, kind: str = "journal"):
+    """The study's storage: ``journal`` (``<path>.journal``), ``sqlite`` (``<path>.db``) or an RDB URL.
+    An RDB URL gets heartbeats, so trials of a worker that died are failed by the others."""
+    if is_url(kind):
+        return optuna.storages.RDBStorage(kind, heartbeat_interval=60, grace_period=180)
     path.parent.mkdir(parents=True, exist_ok=True)
     if kind == "sqlite":
-        return f"sqlite:///{path.with_suffix('.db').absolute()}"
+        return optuna.storages.RDBStorage(f"sqlite:///{path.with_suffix('.db').absolute()}")
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     return JournalStorage(JournalFileBackend(str(path.with_suffix(".journal"))))
@@ -48,43 +84,147 @@ def study_name(dataset: str, kind: str, base: dict, data_fingerprint: str, n_ste
     return f"{dataset}-{kind}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
-def tune(kind: str, base: dict, spec, train, val, *, dataset: str, data_fingerprint: str,
-         n_trials: int, trial_steps: int, eval_every: int, patience: int, seed: int, device,
-         storage_path: Path, storage_kind: str, mlflow) -> tuple[dict, optuna.Study]:
-    """Run (or resume) the study and return the best hyper-parameters merged into ``base``."""
+def fail_stale_trials(storage, name: str) -> list[int]:
+    """Mark the study's RUNNING trials FAIL (user attribute ``stale``); returns their numbers.
+
+    Only safe while no other process works on the study: used for local storage (journal,
+    SQLite) before this stage's workers start, since a DVC stage holds the repository lock."""
+    study_id = storage.get_study_id_from_name(name)
+    stale = [t.number for t in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))]
+    for number in stale:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+        storage.set_trial_user_attr(trial_id, "stale", True)
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
+    return stale
+
+
+@dataclass(frozen=True)
+class _Study:
+    """Everything a worker process needs to join the study and run trials."""
+
+    kind: str
+    base: dict
+    spec: Any
+    train: Any
+    val: Any
+    name: str
+    n_trials: int
+    trial_steps: int
+    eval_every: int
+    patience: int
+    seed: int
+    device: Any
+    storage_path: Path
+    storage_kind: str
+    threads: int | None = None  # torch threads of each worker process (the CPU cores shared out)
+    tracking_uri: str | None = None  # set for worker processes: where to log their trial runs
+    experiment_id: str | None = None
+    parent_run_id: str | None = None
+
+
+def _sampler_seed(s: _Study, worker: int, existing: int) -> int:
+    """``seed`` for one worker on a fresh study (reproducible); otherwise a seed that differs per
+    worker, per resume (a restarted sampler would redraw the first trials' params) and, on a
+    shared RDB, per process."""
+    if worker == 0 and existing == 0 and not is_url(s.storage_kind):
+        return s.seed
+    key = [s.seed, worker, existing]
+    if is_url(s.storage_kind):
+        key += [os.getpid(), zlib.crc32(socket.gethostname().encode())]
+    return int(np.random.SeedSequence(key).generate_state(1)[0])
+
+
+def _optimize(s: _Study, worker: int, mlflow) -> None:
+    """Join the study and run trials until it holds ``n_trials`` complete or pruned ones."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=study_name(dataset, kind, base, data_fingerprint, trial_steps, seed),
-        storage=storage_for(storage_path, storage_kind), load_if_exists=True, direction="minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(3, n_trials)),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=eval_every),
-    )
-    finished = [t for t in study.trials if t.state.is_finished()]
-    remaining = max(0, n_trials - len(finished))
+    storage = storage_for(s.storage_path, s.storage_kind)
+    study = optuna.create_study(study_name=s.name, storage=storage, load_if_exists=True, direction="minimize")
+    study.sampler = optuna.samplers.TPESampler(seed=_sampler_seed(s, worker, len(study.trials)),
+                                               n_startup_trials=min(3, s.n_trials))
+    study.pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=s.eval_every)
+    remaining = s.n_trials - len(study.get_trials(deepcopy=False, states=DONE))
+    if remaining <= 0:
+        return
+
+    def trial_run(name: str):
+        if s.parent_run_id is None:
+            return mlflow.start_run(run_name=name, nested=True)
+        return mlflow.start_run(run_name=name, experiment_id=s.experiment_id, parent_run_id=s.parent_run_id)
 
     def objective(trial: optuna.Trial) -> float:
-        hp = search_space(trial, base)
-        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
-            mlflow.log_params({**hp, "trial": trial.number, "study": study.study_name})
+        # Parallel workers may start trials together: the lowest numbers win, the rest stop.
+        ahead = [t for t in study.get_trials(deepcopy=False, states=(*DONE, TrialState.RUNNING))
+                 if t.number < trial.number]
+        if len(ahead) >= s.n_trials:
+            trial.set_user_attr("surplus", True)
+            study.stop()
+            raise SurplusTrial(f"the study already holds {s.n_trials} finished or running trials")
+        trial.set_user_attr("worker", worker)
+        hp = search_space(trial, s.base)
+        with trial_run(f"trial-{trial.number}"):
+            mlflow.log_params({**hp, "trial": trial.number, "study": s.name, "worker": worker})
 
             def report(step: int, val_loss: float) -> None:
+                if not math.isfinite(val_loss):
+                    raise NonFiniteLoss(f"trial {trial.number}: validation loss {val_loss} at step {step}")
                 trial.report(val_loss, step)
                 if trial.should_prune():
                     raise optuna.TrialPruned()
 
-            result: FitResult = fit(kind, hp, spec, train, val, steps=trial_steps, eval_every=eval_every,
-                                    patience=patience, seed=seed, device=device, report=report,
-                                    log=lambda p: mlflow.log_metrics(
-                                        {"val_loss": p["val_loss"], "train_loss": p["train_loss"]},
-                                        step=p["step"]))
+            result: FitResult = fit(s.kind, hp, s.spec, s.train, s.val, steps=s.trial_steps,
+                                    eval_every=s.eval_every, patience=s.patience, seed=s.seed, device=s.device,
+                                    report=report, log=lambda p: mlflow.log_metrics(
+                                        {"val_loss": p["val_loss"], "train_loss": p["train_loss"]}, step=p["step"]))
+            if not math.isfinite(result.best_val_loss):
+                raise NonFiniteLoss(f"trial {trial.number}: no finite validation loss")
             mlflow.log_metric("best_val_loss", result.best_val_loss)
             return result.best_val_loss
 
-    with mlflow.start_run(run_name=f"tune-{dataset}-{kind}", nested=True):
-        mlflow.set_tags({"dataset": dataset, "model": kind, "stage": "tune"})
-        if remaining:
-            study.optimize(objective, n_trials=remaining, catch=(FloatingPointError, RuntimeError))
-        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    # At most twice the missing trials per worker: a study whose every trial fails still ends.
+    study.optimize(objective, n_trials=2 * remaining, catch=(FloatingPointError, RuntimeError),
+                   callbacks=[MaxTrialsCallback(s.n_trials, states=DONE)])
+
+
+def _worker_process(s: _Study, worker: int) -> None:
+    """Entry point of a spawned worker: its own MLflow client, trial runs under the tune run."""
+    import mlflow
+    import torch
+
+    torch.set_num_threads(s.threads)
+    mlflow.set_tracking_uri(s.tracking_uri)
+    _optimize(s, worker, mlflow)
+
+
+def tune(kind: str, base: dict, spec, train, val, *, dataset: str, data_fingerprint: str,
+         n_trials: int, trial_steps: int, eval_every: int, patience: int, seed: int, device,
+         storage_path: Path, storage_kind: str, mlflow, workers: int = 1) -> tuple[dict, optuna.Study]:
+    """Run (or resume) the study with ``workers`` processes; returns the best hyper-parameters
+    merged into ``base`` (``base`` itself if no trial completed) and the study."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    s = _Study(kind, base, spec, train, val, study_name(dataset, kind, base, data_fingerprint, trial_steps, seed),
+               n_trials, trial_steps, eval_every, patience, seed, device, storage_path, storage_kind)
+    storage = storage_for(storage_path, storage_kind)
+    study = optuna.create_study(study_name=s.name, storage=storage, load_if_exists=True, direction="minimize")
+    if not is_url(storage_kind):
+        stale = fail_stale_trials(storage, s.name)
+        if stale:
+            print(f"tune: {s.name}: trial(s) {stale} were left running by an interrupted run; marked FAIL")
+
+    with mlflow.start_run(run_name=f"tune-{dataset}-{kind}", nested=True) as run:
+        mlflow.set_tags({"dataset": dataset, "model": kind, "stage": "tune", "workers": workers})
+        if workers > 1:  # all in spawned processes, started together; this one waits
+            joined = replace(s, threads=max(1, (os.cpu_count() or 1) // workers),
+                             tracking_uri=mlflow.get_tracking_uri(), experiment_id=run.info.experiment_id,
+                             parent_run_id=run.info.run_id)
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+                for f in [pool.submit(_worker_process, joined, w) for w in range(workers)]:
+                    f.result()
+        else:
+            _optimize(s, 0, mlflow)
+        study = optuna.load_study(study_name=s.name, storage=storage)
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        mlflow.log_metrics({"complete_trials": len(complete), "failed_trials": len(failed)})
         best = dict(base)
         if complete:
             best = search_space(optuna.trial.FixedTrial(study.best_params), base)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -17,6 +18,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` then rename ``tmp_path`` onto ``path`` (same directory)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(path, rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -47,6 +49,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     survives until the new one is complete), on error it is removed and ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _recover_dir(path)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
     try:
@@ -61,6 +64,29 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def _remove_stale(path: Path, pattern: str) -> None:
+    """Delete siblings of ``path`` named by ``pattern``: temporaries a killed writer (SIGKILL, power
+    loss) left behind, which would otherwise change the hash of the output folder holding them.
+    One writer per output at a time (DVC's lock), so none of them is in use."""
+    for p in path.parent.iterdir():
+        if not re.fullmatch(pattern, p.name):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def _recover_dir(path: Path) -> None:
+    """Undo what a killed :func:`atomic_dir` left: put the previous folder back if the kill came
+    between its two renames, then drop unfinished and superseded siblings."""
+    name = re.escape(path.name)
+    old = [p for p in path.parent.iterdir() if re.fullmatch(rf"\.{name}\.old-[0-9a-f]{{8}}", p.name)]
+    if not path.exists() and len(old) == 1:
+        os.replace(old[0], path)
+    _remove_stale(path, rf"\.{name}\.(tmp|old)-[0-9a-f]{{8}}")
 
 
 def save_arrays(path: str | Path, arrays: dict[str, Any], meta: dict) -> Path:

@@ -77,16 +77,17 @@ def read_metadata(path: Path) -> dict[str, Any]:
         raise DatasetError(f"{meta}: not valid JSON ({e}); re-run collect to rewrite it") from e
 
 
+_DAMAGED = ("The file is damaged or truncated: restore it with `dvc checkout`, or delete the folder and re-run "
+            "its family's collect stage (`dvc repro collect@return`, `collect@language` or `collect@reward`).")
+
+
 def load_storage(path: Path) -> MinariStorage:
     """Open a Minari dataset folder for reading, with a clear error if it is not one."""
     read_metadata(path)
     try:
         return MinariStorage.read(path)
     except Exception as e:  # h5py/json errors on a damaged file
-        raise DatasetError(
-            f"{path}: cannot read the Minari dataset ({type(e).__name__}: {e}). The file is damaged "
-            "or truncated; delete the folder and run `dvc repro collect@return` (or `dvc pull`)."
-        ) from e
+        raise DatasetError(f"{path}: cannot read the Minari dataset ({type(e).__name__}: {e}). {_DAMAGED}") from e
 
 
 def read_episodes(path: Path) -> list[dict[str, np.ndarray]]:
@@ -97,10 +98,38 @@ def read_episodes(path: Path) -> list[dict[str, np.ndarray]]:
         eps = list(storage.get_episodes(range(storage.total_episodes)))
         meta = list(storage.get_episode_metadata(range(storage.total_episodes)))
     except Exception as e:
-        raise DatasetError(
-            f"{path}: reading episodes failed ({type(e).__name__}: {e}); the HDF5 file is damaged. "
-            "Delete the folder and re-run collect."
-        ) from e
+        raise DatasetError(f"{path}: reading episodes failed ({type(e).__name__}: {e}). {_DAMAGED}") from e
+    if not eps:
+        raise DatasetError(f"{path}: the dataset holds no episodes; re-run collect (check the episode counts "
+                           "in params.yaml) or point the stage at a non-empty dataset.")
     for ep, m in zip(eps, meta, strict=True):
         ep["seed"] = m.get("seed")
+        where = f"{path}: episode {ep.get('id')}"
+        check_shape(ep["observations"], storage.observation_space, f"{where} observations")
+        check_shape(ep["actions"], storage.action_space, f"{where} actions")
     return eps
+
+
+def check_shape(values: Any, space: Any, where: str) -> None:
+    """:class:`DatasetError` unless ``values`` (one entry per step) has ``space``'s shape per entry.
+
+    ``Dict`` spaces are checked key by key; spaces without a fixed shape (e.g. ``Text``) are skipped.
+    Step counts are not compared here: the validate stage reports a missing step as a data check.
+    """
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Dict):
+        if not isinstance(values, dict) or set(values) != set(space.spaces):
+            found = sorted(values) if isinstance(values, dict) else type(values).__name__
+            raise DatasetError(f"{where}: holds {found}, but the dataset's space {space} has keys "
+                               f"{sorted(space.spaces)}; re-run collect to rewrite the dataset.")
+        for key, sub in space.spaces.items():
+            check_shape(values[key], sub, f"{where}[{key!r}]")
+        return
+    if space.shape is None:
+        return
+    found = np.shape(values)[1:]
+    if found != space.shape:
+        raise DatasetError(f"{where}: each step has shape {found}, but the dataset's space {space} needs "
+                           f"{space.shape}; the file was written with other data than its metadata declares. "
+                           "Re-run collect to rewrite the dataset.")

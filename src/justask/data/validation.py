@@ -507,9 +507,7 @@ def validate_dataset(path: Path, env_cfg: EnvConfig, expected_episodes: int, max
     """
     path = Path(path)
     obs_space, act_space = check_env(read_metadata(path), env_cfg, str(path))
-    episodes = read_episodes(path)
-    if not episodes:
-        raise DatasetError(f"{path}: the dataset holds no episodes; re-run collect")
+    episodes = read_episodes(path)  # raises on an empty dataset or steps of the wrong shape
     suite = build_suite(obs_space, act_space, env_cfg.max_episode_steps, expected_episodes,
                         path.name)
     files = sorted(path.glob("**/*.hdf5"))

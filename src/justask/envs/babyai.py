@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import contextlib
 import io
-import multiprocessing as mp
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import numpy as np
+
+from justask.executors import run_all
+
+if TYPE_CHECKING:
+    from justask.config import ScaleConfig
 
 BEHAVIOURS = ("bot", "other_goal", "noisy_bot", "random")
 N_ACTIONS = 6  # random actions: left, right, forward, pickup, drop, toggle
@@ -223,17 +228,13 @@ def _run_chunk(specs: list[Spec]) -> list[GridEpisode]:
     return [run_grid_episode(*spec) for spec in specs]
 
 
-def collect_grid_episodes(specs: list[Spec], workers: int,
-                          progress: Callable[[int], object] | None = None) -> list[GridEpisode]:
-    """Roll out every spec, in ``workers`` spawn processes (in-process if ``workers <= 1``); results
-    are in input order and identical whatever ``workers`` is. ``progress(n)`` is called with the
+def collect_grid_episodes(specs: list[Spec], workers: int, progress: Callable[[int], object] | None = None,
+                          scale: ScaleConfig | None = None) -> list[GridEpisode]:
+    """Roll out every spec, in ``workers`` processes on the executor ``scale`` names (in-process
+    for the default process executor and ``workers <= 1``; see :mod:`justask.executors`); results
+    are in input order and identical whatever the executor. ``progress(n)`` is called with the
     number of episodes just finished (e.g. ``lambda n: bar.advance(task, n)``)."""
     step = max(1, min(64, -(-len(specs) // (4 * max(workers, 1)))))
     chunks = [specs[i:i + step] for i in range(0, len(specs), step)]
-    out: list[GridEpisode] = []
-    with mp.get_context("spawn").Pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
-        for eps in pool.imap(_run_chunk, chunks) if pool else map(_run_chunk, chunks):
-            out += eps
-            if progress is not None:
-                progress(len(eps))
-    return out
+    done = None if progress is None else (lambda _i, eps: progress(len(eps)))
+    return [e for eps in run_all(_run_chunk, chunks, workers, scale, on_result=done) for e in eps]

@@ -165,6 +165,8 @@ def chunk_jobs(controller: str, epsilon: float, seeds: list[int], env: EnvConfig
     ]
 
 
-def rollout_behaviours(jobs: dict[str, list[Job]], workers: int, description: str) -> dict[str, list[Episode]]:
-    """Run scripted-behaviour jobs in ``workers`` processes; each key's episodes in seed order."""
-    return rollout_many(jobs, workers, description, run_job)
+def rollout_behaviours(jobs: dict[str, list[Job]], workers: int, description: str,
+                       scale=None) -> dict[str, list[Episode]]:
+    """Run scripted-behaviour jobs in ``workers`` processes (on the executor ``scale`` names);
+    each key's episodes in seed order."""
+    return rollout_many(jobs, workers, description, run_job, scale)

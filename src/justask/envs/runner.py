@@ -6,16 +6,19 @@ which episode each slot holds, so results do not depend on the number of envs or
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 from rich.progress import Progress
+
+from justask.executors import run_all
+
+if TYPE_CHECKING:
+    from justask.config import ScaleConfig
 
 
 @dataclass
@@ -130,24 +133,21 @@ def run_episodes(
 
 
 def rollout_many(jobs: dict[str, list], workers: int, description: str,
-                 run: Callable[[Any], tuple[int, list[Episode]]]) -> dict[str, list[Episode]]:
-    """Run every job (in ``workers`` processes) and reassemble each key's episodes in order.
+                 run: Callable[[Any], tuple[int, list[Episode]]],
+                 scale: ScaleConfig | None = None) -> dict[str, list[Episode]]:
+    """Run every job (``workers`` at a time, on the executor ``scale`` names: see
+    :mod:`justask.executors`) and reassemble each key's episodes in order.
     ``run(job) -> (first_index, episodes)`` must be a module-level function (spawned workers)."""
     parts: dict[str, dict[int, list[Episode]]] = defaultdict(dict)
     flat = [(key, job) for key, js in jobs.items() for job in js]
     total = sum(len(j.seeds) for _, j in flat)
     with Progress(transient=False) as progress:
         bar = progress.add_task(description, total=total)
-        if workers == 1:
-            for key, job in flat:
-                first, eps = run(job)
-                parts[key][first] = eps
-                progress.advance(bar, len(eps))
-        else:
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-                futures = {pool.submit(run, job): key for key, job in flat}
-                for fut in as_completed(futures):
-                    first, eps = fut.result()
-                    parts[futures[fut]][first] = eps
-                    progress.advance(bar, len(eps))
+
+        def done(i: int, result: tuple[int, list[Episode]]) -> None:
+            first, eps = result
+            parts[flat[i][0]][first] = eps
+            progress.advance(bar, len(eps))
+
+        run_all(run, [job for _, job in flat], workers, scale, on_result=done)
     return {key: [e for first in sorted(p) for e in p[first]] for key, p in parts.items()}

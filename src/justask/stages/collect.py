@@ -46,7 +46,8 @@ def collect(params: Params, root: Path = Path(".")) -> dict:
         seeds = stream_seeds(params.seed, f"reference/{ref}", cfg.reference_episodes)
         jobs[f"reference/{ref}"] = chunk_jobs(ref, 0.0, seeds, env_cfg, cfg.workers, cfg.envs_per_worker)
 
-    pools = rollout_behaviours(jobs, cfg.workers, "collect: rolling out behaviour policies")
+    pools = rollout_behaviours(jobs, cfg.workers, "collect: rolling out behaviour policies",
+                               params.scale)
     ref_min = float(np.mean([e.ret for e in pools.pop("reference/random")]))
     ref_max = float(np.mean([e.ret for e in pools.pop("reference/expert")]))
 

@@ -21,7 +21,7 @@ import torch
 from justask.config import Params
 from justask.data.atomic import atomic_write, write_json, write_text
 from justask.data.relabel import StepTable
-from justask.evaluate import held_out_seeds, rollout, rows_csv
+from justask.evaluate import RolloutJob, held_out_seeds, rollout_checkpoints, rows_csv
 from justask.metrics import achieved_vs_target_rows, normalized_score, summarize
 from justask.models import CONDITIONED, load_checkpoint
 from justask.paths import family_paths
@@ -46,29 +46,8 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     fractions = conditions["target_fractions"]
     t0 = time.perf_counter()
 
-    rows: list[dict] = []
-    for dataset, cond in conditions["datasets"].items():
-        targets = [cond["target_returns"][f"{f:g}"] for f in fractions]
-        for model_name in fam.train.models:
-            for tseed in fam.train.seeds:
-                ckpt = paths.run_dir(dataset, model_name, tseed) / "model.pt"
-                try:
-                    model, _ = load_checkpoint(ckpt, device)
-                except FileNotFoundError:
-                    raise StageFailed(f"{ckpt}: missing; run `dvc repro train@return`") from None
-                except ValueError as e:
-                    raise StageFailed(str(e)) from None
-                asks = list(zip(fractions, targets, strict=True)) if model_name in CONDITIONED else [(None, 0.0)]
-                ep_seeds = [s for _ in asks for s in seeds]
-                ep_targets = [t for _, t in asks for _ in seeds]
-                results = rollout(model, fam.env, ep_seeds, ep_targets, ecfg.num_envs, device)
-                for i, r in enumerate(results):
-                    f, t = asks[i // len(seeds)]
-                    rows.append({"dataset": dataset, "model": model_name, "seed": tseed,
-                                 "target_fraction": np.nan if f is None else f,
-                                 "target_return": np.nan if f is None else t, "episode": i % len(seeds),
-                                 "env_seed": r.env_seed, "ret": r.ret, "length": r.length})
-            print(f"evaluate: {dataset}/{model_name} done ({time.perf_counter() - t0:.0f}s)")
+    rows = rollout_rows(params, paths, conditions, seeds, device, params.scale.workers)
+    print(f"evaluate: {len(rows)} episodes rolled out ({time.perf_counter() - t0:.0f}s)")
     episodes = pd.DataFrame(rows)
 
     metrics: dict = {"ref_min_score": summary["ref_min_score"], "ref_max_score": summary["ref_max_score"],
@@ -97,6 +76,40 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     _log_mlflow(params, root, metrics, paths, gif)
     print(f"evaluate: {len(episodes)} episodes in {time.perf_counter() - t0:.1f}s")
     return metrics
+
+
+def rollout_rows(params: Params, paths, conditions: dict, seeds: list[int], device, workers: int) -> list[dict]:
+    """One row per episode: every (dataset, model, training seed) asked for every target on
+    ``seeds``. Each checkpoint is checked here, then rolled out by a job that loads it from its
+    file, ``workers`` jobs at a time on the ``scale`` executor; rows are identical for any count."""
+    fam, ecfg = params.return_, params.return_.evaluate
+    fractions = conditions["target_fractions"]
+    keys, jobs = [], []
+    for dataset, cond in conditions["datasets"].items():
+        targets = [cond["target_returns"][f"{f:g}"] for f in fractions]
+        for model_name in fam.train.models:
+            for tseed in fam.train.seeds:
+                ckpt = paths.run_dir(dataset, model_name, tseed) / "model.pt"
+                try:
+                    load_checkpoint(ckpt, device, env=fam.env)
+                except FileNotFoundError:
+                    raise StageFailed(f"{ckpt}: missing; run `dvc repro train@return`") from None
+                except ValueError as e:
+                    raise StageFailed(str(e)) from None
+                asks = list(zip(fractions, targets, strict=True)) if model_name in CONDITIONED else [(None, 0.0)]
+                keys.append((dataset, model_name, tseed, asks))
+                jobs.append(RolloutJob(ckpt.absolute(), fam.env, tuple(s for _ in asks for s in seeds),
+                                       tuple(t for _, t in asks for _ in seeds), ecfg.num_envs, str(device)))
+    rows: list[dict] = []
+    for (dataset, model_name, tseed, asks), results in zip(keys, rollout_checkpoints(jobs, workers, params.scale),
+                                                          strict=True):
+        for i, r in enumerate(results):
+            f, t = asks[i // len(seeds)]
+            rows.append({"dataset": dataset, "model": model_name, "seed": tseed,
+                         "target_fraction": np.nan if f is None else f,
+                         "target_return": np.nan if f is None else t, "episode": i % len(seeds),
+                         "env_seed": r.env_seed, "ret": r.ret, "length": r.length})
+    return rows
 
 
 def _gif(params: Params, paths, metrics: dict, conditions: dict, env_seed: int, device) -> Path | None:

@@ -8,6 +8,7 @@ Every trial and fit is an MLflow run; each final model is registered in the mode
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
 from pathlib import Path
 
@@ -74,13 +75,15 @@ def train(params: Params, root: Path = Path(".")) -> None:
                         trial_steps=max(tcfg.eval_every, int(mcfg.steps * tcfg.tune.trial_steps_fraction)),
                         eval_every=tcfg.eval_every, patience=tcfg.patience, seed=params.seed,
                         device=device, storage_path=root / "artifacts" / "optuna" / f"return-{dataset}-{kind}",
-                        storage_kind=tcfg.tune.storage, mlflow=mlflow,
+                        storage_kind=tcfg.tune.storage, mlflow=mlflow, workers=tcfg.tune.workers,
                     )
                 write_json(out / "hparams.json", {"model": kind, "hp": hp, "steps": mcfg.steps,
                                                   "tuned": bool(mcfg.tune and kind in CONDITIONED)})
                 for seed in tcfg.seeds:
                     curves += fit_and_save(mlflow, kind, hp, spec, train_data, val_data, mcfg.steps, tcfg,
                                            seed, device, dataset, paths.run_dir(dataset, kind, seed),
-                                           f"justask-return-{dataset}-{kind}")
+                                           f"justask-return-{dataset}-{kind}",
+                                           resume=paths.resume_file(dataset, kind, seed))
     write_text(paths.base / "curves.csv", curves_csv(curves))
+    shutil.rmtree(paths.checkpoints, ignore_errors=True)  # every fit finished: nothing to resume
     print(f"train: done in {time.perf_counter() - t0:.1f}s on {device}")

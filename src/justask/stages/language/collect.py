@@ -99,7 +99,8 @@ def collect(params: Params, root: Path = Path(".")) -> None:
         for name, dataset_specs in specs.items():
             task = bar.add_task(f"collect {name}", total=len(dataset_specs))
             start = time.perf_counter()
-            episodes = collect_grid_episodes(dataset_specs, cfg.workers, lambda n, t=task: bar.advance(t, n))
+            episodes = collect_grid_episodes(dataset_specs, cfg.workers, lambda n, t=task: bar.advance(t, n),
+                                             params.scale)
             seconds = time.perf_counter() - start
             steps = int(sum(len(e) for e in episodes))
             write_buffers(paths.dataset(name), [to_buffer(i, e) for i, e in enumerate(episodes)],

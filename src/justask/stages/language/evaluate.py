@@ -26,6 +26,7 @@ from justask.config import Params
 from justask.data.atomic import atomic_write, write_json, write_text
 from justask.data.language.grammar import parse
 from justask.envs.babyai import make_grid_env, reset_quietly
+from justask.executors import run_all
 from justask.metrics import iqm_with_ci
 from justask.paths import family_paths
 from justask.render import success_heatmap
@@ -93,6 +94,15 @@ def rollout_asks(model, vocab, asks: list[dict], device: torch.device,
     return results
 
 
+def ask_job(job: tuple[Path, list[dict], str, int]) -> list[dict]:
+    """:func:`rollout_asks` of the checkpoint at ``job[0]`` on asks ``job[1]`` (device ``job[2]``,
+    ``job[3]`` envs at a time), loading the policy in whichever process runs it."""
+    ckpt, asks, device, num_envs = job
+    model, vocab, _ = load_policy(ckpt, device)
+    with torch.no_grad():
+        return rollout_asks(model, vocab, asks, torch.device(device), num_envs)
+
+
 def evaluate(params: Params, root: Path = Path(".")) -> dict:
     cfg = params.language
     paths = family_paths("language", root)
@@ -109,6 +119,7 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     rows = []
     gifs_done = False
     paths.evaluate.mkdir(parents=True, exist_ok=True)
+    keys, jobs = [], []
     for name in cfg.train.models:
         for seed in cfg.train.seeds:
             ckpt = paths.train / name / f"seed{seed}" / "model.pt"
@@ -118,16 +129,20 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
                 raise StageFailed(f"{ckpt}: missing; run `dvc repro train@language`") from None
             except ValueError as e:
                 raise StageFailed(str(e)) from None
-            results = rollout_asks(model, vocab, asks, device, cfg.evaluate.num_envs)
             if cfg.evaluate.gif and not gifs_done:
                 _write_gifs(model, vocab, asks, device, paths.evaluate / "gifs")
                 gifs_done = True
-            for ask, r in zip(asks, results, strict=True):
-                instr = parse(ask["instruction"])
-                rows.append({"model": name, "seed": seed, **ask, **r,
-                             "unknown_words": len(vocab.unknown_words(ask["text"])),
-                             "verb": instr.verb, "colour": instr.obj[0], "type": instr.obj[1]})
-            print(f"evaluate (language): {name} seed {seed} done ({time.perf_counter() - t0:.0f}s)")
+            keys.append((name, seed, vocab))
+            jobs.append((ckpt.absolute(), asks, str(device), cfg.evaluate.num_envs))
+    # Each (model, seed) is one job that loads its checkpoint wherever it runs (see justask.executors).
+    for (name, seed, vocab), results in zip(keys, run_all(ask_job, jobs, params.scale.workers, params.scale),
+                                            strict=True):
+        for ask, r in zip(asks, results, strict=True):
+            instr = parse(ask["instruction"])
+            rows.append({"model": name, "seed": seed, **ask, **r,
+                         "unknown_words": len(vocab.unknown_words(ask["text"])),
+                         "verb": instr.verb, "colour": instr.obj[0], "type": instr.obj[1]})
+    print(f"evaluate (language): {len(keys)} model runs done ({time.perf_counter() - t0:.0f}s)")
     episodes = pd.DataFrame(rows)
     metrics = {"seeds": list(cfg.train.seeds), "asks_per_group": cfg.relabel.asks_per_group,
                "levels": list(cfg.collect.levels), "models": {}}

@@ -10,6 +10,7 @@ with ``weights_only=True``). Every trial and fit is an MLflow run; every fit is 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -21,7 +22,7 @@ from justask.config import Params
 from justask.data.atomic import write_json, write_text
 from justask.data.language.grammar import Vocabulary, tokenize
 from justask.data.language.table import InstructionTable
-from justask.models import build_model, write_torch
+from justask.models import CheckpointError, build_model, load_state, read_payload, write_torch
 from justask.models.instruction_policy import GridSpec
 from justask.paths import family_paths
 from justask.registry import register
@@ -54,20 +55,18 @@ def save_policy(path: Path, hp: dict, spec: GridSpec, model: torch.nn.Module, vo
 
 def load_policy(path: Path, device: torch.device | str = "cpu"):
     """Rebuild an instruction policy and its vocabulary from ``model.pt`` (``weights_only=True``);
-    returns ``(model, vocabulary, payload)``."""
+    returns ``(model, vocabulary, payload)``. Raises :class:`CheckpointError` naming the file when it
+    is damaged, holds another family's model or weights of another shape than its settings."""
+    payload = read_payload(path, device, (KIND,), "language")
     try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-        if payload.get("kind") != KIND:
-            raise ValueError(f"a {payload.get('kind')!r} checkpoint, not an instruction policy")
         spec = GridSpec(**payload["spec"])
         model = build_model(KIND, payload["hp"], spec)
-        model.load_state_dict(payload["state_dict"])
-    except FileNotFoundError:
-        raise
-    except Exception as e:
-        raise ValueError(f"{path}: not a justask language checkpoint ({type(e).__name__}: {e}). "
-                         "Re-run `dvc repro train@language` to rebuild it.") from e
-    return model.to(device).eval(), Vocabulary(tuple(payload["vocabulary"])), payload
+        vocab = Vocabulary(tuple(payload["vocabulary"]))
+    except (TypeError, KeyError, ValueError) as e:
+        raise CheckpointError(f"{path}: its settings do not describe an instruction policy ({type(e).__name__}: "
+                              f"{e}); re-run `dvc repro train@language` to rebuild it.") from e
+    load_state(path, model, payload["state_dict"])
+    return model.to(device).eval(), vocab, payload
 
 
 def train(params: Params, root: Path = Path(".")) -> None:
@@ -111,7 +110,7 @@ def train(params: Params, root: Path = Path(".")) -> None:
                     trial_steps=max(cfg.eval_every, int(mcfg.steps * cfg.tune.trial_steps_fraction)),
                     eval_every=cfg.eval_every, patience=cfg.patience, seed=params.seed, device=device,
                     storage_path=root / "artifacts" / "optuna" / f"language-{name}", storage_kind=cfg.tune.storage,
-                    mlflow=mlflow)
+                    mlflow=mlflow, workers=cfg.tune.workers)
             write_json(paths.train / name / "hparams.json", {"model": name, "hp": hp, "steps": mcfg.steps,
                                                             "data": mcfg.data, "encoder": mcfg.encoder})
             for seed in cfg.seeds:
@@ -119,6 +118,7 @@ def train(params: Params, root: Path = Path(".")) -> None:
                     mlflow.log_params({**hp, "seed": seed, "steps": mcfg.steps, "device": device.type})
                     result = fit(KIND, hp, spec, train_data, val_data, steps=mcfg.steps, eval_every=cfg.eval_every,
                                  patience=cfg.patience, seed=seed, device=device,
+                                 resume=paths.resume_file(mcfg.data, name, seed),
                                  log=lambda p: mlflow.log_metrics({"val_loss": p["val_loss"],
                                                                    "train_loss": p["train_loss"]}, step=p["step"]))
                     if not np.isfinite(result.best_val_loss):
@@ -134,6 +134,7 @@ def train(params: Params, root: Path = Path(".")) -> None:
                     curves += [{"dataset": mcfg.data, "model": name, "seed": seed, **p} for p in result.curve]
             print(f"train (language): {name} done ({time.perf_counter() - t0:.0f}s)")
     write_text(paths.base / "curves.csv", curves_csv(curves))
+    shutil.rmtree(paths.checkpoints, ignore_errors=True)  # every fit finished: nothing to resume
 
 
 def _fingerprint(table: InstructionTable) -> str:

@@ -140,7 +140,8 @@ def collect(params: Params, root: Path = Path(".")) -> dict:
     for ref in ("expert", "random"):
         jobs[f"reference/{ref}"] = chunk_jobs(ref, 0.0, seeds[f"reference/{ref}"], env_cfg, cfg.workers,
                                            cfg.envs_per_worker)
-    pools = rollout_behaviours(jobs, cfg.workers, "collect (reward): demonstrator, held-out and reference rollouts")
+    pools = rollout_behaviours(jobs, cfg.workers, "collect (reward): demonstrator, held-out and reference rollouts",
+                               params.scale)
     ref_min = float(np.mean([e.ret for e in pools.pop("reference/random")]))
     ref_max = float(np.mean([e.ret for e in pools.pop("reference/expert")]))
 
@@ -152,7 +153,8 @@ def collect(params: Params, root: Path = Path(".")) -> dict:
                          for j in chunk_jobs("clone", e, seeds[f"noise/{e:g}"], env_cfg, cfg.workers,
                                           cfg.envs_per_worker)]
         for e in cfg.noise}
-    pools |= rollout_many(clone_jobs, cfg.workers, "collect (reward): the clone at graded noise", run=run_clone_job)
+    pools |= rollout_many(clone_jobs, cfg.workers, "collect (reward): the clone at graded noise", run=run_clone_job,
+                          scale=params.scale)
 
     # 3. Datasets and summary.
     env = make_env(env_cfg.id, env_cfg.continuous, env_cfg.max_episode_steps)

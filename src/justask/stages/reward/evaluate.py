@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from justask.data.atomic import atomic_write, write_json, write_text
 from justask.data.episodes import read_episodes, read_metadata
 from justask.data.relabel import StepTable
 from justask.envs.lunar import chunk_jobs, rollout_behaviours
-from justask.evaluate import EpisodeResult, held_out_seeds, rollout, rows_csv
+from justask.evaluate import EpisodeResult, RolloutJob, held_out_seeds, rollout_checkpoints, rows_csv
 from justask.metrics import correlation, round_metric, summarize, target_return
 from justask.models import load_checkpoint
 from justask.paths import family_paths
@@ -40,6 +41,11 @@ from justask.stages.reward.collect import collect_env_seeds
 from justask.stages.reward.train import load_learned_reward
 from justask.tracking import setup_mlflow
 from justask.train import pick_device
+
+
+def learned_reward_fn(root: Path, device: str):
+    """The learned reward of the run at ``root`` (a picklable builder for rollout jobs)."""
+    return load_learned_reward(root, device)[0]
 
 
 def reward_correlation(true: np.ndarray, predicted: np.ndarray, demonstrator_return: float) -> dict:
@@ -98,23 +104,31 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
                      "target_return": np.nan if target is None else target, "episode": i, "env_seed": r.env_seed,
                      "ret": r.ret, "length": r.length} for i, r in enumerate(results))
 
+    # One job per policy and seed, plus the clone; each loads its checkpoint (and the learned
+    # reward) from file wherever it runs, so results match the in-process run.
+    keys, jobs = [], []
     for kind in fam.train.models:
         for tseed in fam.train.seeds:
             ckpt = paths.run_dir("policies", kind, tseed) / "model.pt"
             try:
-                model, _ = load_checkpoint(ckpt, device)
+                load_checkpoint(ckpt, device, env=fam.env)
             except FileNotFoundError:
                 raise StageFailed(f"{ckpt}: missing; run `dvc repro train@reward`") from None
-            results = rollout(model, fam.env, [s for _ in asks for s in seeds], [t for _, t in asks for _ in seeds],
-                              ecfg.num_envs, device, reward_fn=reward)
-            for j, (f, t) in enumerate(asks):
-                add(kind, tseed, results[j * len(seeds):(j + 1) * len(seeds)], f, t)
-        print(f"evaluate (reward): {kind} done ({time.perf_counter() - t0:.0f}s)")
-    clone, _ = load_checkpoint(paths.collect / "clone" / "model.pt", device)
-    add("bc", 0, rollout(clone, fam.env, seeds, [0.0] * len(seeds), ecfg.num_envs, device), None, None)
+            keys.append((kind, tseed))
+            jobs.append(RolloutJob(ckpt.absolute(), fam.env, tuple(s for _ in asks for s in seeds),
+                                   tuple(t for _, t in asks for _ in seeds), ecfg.num_envs, str(device),
+                                   reward=partial(learned_reward_fn, root.absolute())))
+    jobs.append(RolloutJob((paths.collect / "clone" / "model.pt").absolute(), fam.env, tuple(seeds),
+                           (0.0,) * len(seeds), ecfg.num_envs, str(device)))
+    *policy_results, clone_results = rollout_checkpoints(jobs, params.scale.workers, params.scale)
+    for (kind, tseed), results in zip(keys, policy_results, strict=True):
+        for j, (f, t) in enumerate(asks):
+            add(kind, tseed, results[j * len(seeds):(j + 1) * len(seeds)], f, t)
+    print(f"evaluate (reward): policies done ({time.perf_counter() - t0:.0f}s)")
+    add("bc", 0, clone_results, None, None)
     demo = rollout_behaviours({"demonstrator": chunk_jobs(fam.collect.demonstrator, 0.0, seeds, fam.env,
                                                     fam.collect.workers, fam.collect.envs_per_worker)},
-                        fam.collect.workers, "evaluate (reward): the demonstrator")["demonstrator"]
+                        fam.collect.workers, "evaluate (reward): the demonstrator", params.scale)["demonstrator"]
     add("demonstrator", 0, [EpisodeResult(0.0, e.seed, e.ret, len(e)) for e in demo], None, None)
     episodes = pd.DataFrame(rows)
     policies = summarize(episodes, ref_min, ref_max, learned.returns, ecfg.bootstrap_reps, params.seed)

@@ -15,6 +15,7 @@ return-conditioned policies on the learned returns. The env's reward is never re
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from justask.config import Params
 from justask.data.atomic import write_json, write_text
 from justask.data.ranking import RankingTable, SnippetPairs, load_pairs
 from justask.data.relabel import StepTable, returns_to_go
-from justask.models import CONDITIONED, Spec, load_checkpoint, save_checkpoint
+from justask.models import CONDITIONED, CheckpointError, Spec, load_checkpoint, save_checkpoint
 from justask.models.ranking import LearnedReward, RewardNet
 from justask.paths import family_paths
 from justask.seeding import seed_everything
@@ -64,9 +65,22 @@ def load_learned_reward(root: Path, device: torch.device | str = "cpu") -> tuple
     import json
 
     folder = ranking_dir(root)
-    info = json.loads((folder / "ensemble.json").read_text())
-    members = [load_checkpoint(folder / f"member{k}" / "model.pt", device)[0] for k in range(info["members"])]
-    return LearnedReward(members, info["scales"], device), info
+    index = folder / "ensemble.json"
+    try:
+        info = json.loads(index.read_text())
+        n, scales = int(info["members"]), info["scales"]
+    except (ValueError, TypeError, KeyError) as e:  # FileNotFoundError passes: the caller names the stage
+        raise CheckpointError(f"{index}: not a valid ensemble index ({type(e).__name__}: {e}); "
+                              "re-run `dvc repro train@reward` to rebuild it.") from e
+    if n < 1 or len(scales) != n:
+        raise CheckpointError(f"{index}: lists {n} members but {len(scales)} scales; "
+                              "re-run `dvc repro train@reward` to rebuild it.")
+    members = [load_checkpoint(folder / f"member{k}" / "model.pt", device, kinds=("reward",))[0] for k in range(n)]
+    dims = {m.spec.obs_dim for m in members}
+    if len(dims) > 1:
+        raise CheckpointError(f"{folder}: ensemble members read observations of different sizes {sorted(dims)}; "
+                              "re-run `dvc repro train@reward` to rebuild them together.")
+    return LearnedReward(members, scales, device), info
 
 
 def learned_table(steps: StepTable, reward: LearnedReward) -> StepTable:
@@ -112,13 +126,14 @@ def train(params: Params, root: Path = Path(".")) -> None:
                          trial_steps=max(cfg.eval_every, int(rcfg.steps * cfg.tune.trial_steps_fraction)),
                          eval_every=cfg.eval_every, patience=cfg.patience, seed=params.seed, device=device,
                          storage_path=root / "artifacts" / "optuna" / "reward-ranking", storage_kind=cfg.tune.storage,
-                         mlflow=mlflow)
+                         mlflow=mlflow, workers=cfg.tune.workers)
         for k in range(rcfg.ensemble):
             seed = params.seed + k
             with mlflow.start_run(run_name=f"reward-ranking-member{k}", nested=True) as run:
                 mlflow.log_params({**hp, "member": k, "seed": seed, "steps": rcfg.steps})
                 result = fit("reward", hp, spec, train_pairs, val_pairs, steps=rcfg.steps, eval_every=cfg.eval_every,
                              patience=cfg.patience, seed=seed, device=device,
+                             resume=paths.resume_file("ranking", f"member{k}", seed),
                              log=lambda p: mlflow.log_metrics({"val_loss": p["val_loss"],
                                                                "train_loss": p["train_loss"]}, step=p["step"]))
                 if not np.isfinite(result.best_val_loss):
@@ -166,13 +181,15 @@ def train(params: Params, root: Path = Path(".")) -> None:
                              trial_steps=max(cfg.eval_every, int(mcfg.steps * cfg.tune.trial_steps_fraction)),
                              eval_every=cfg.eval_every, patience=cfg.patience, seed=params.seed, device=device,
                              storage_path=root / "artifacts" / "optuna" / f"reward-{kind}",
-                             storage_kind=cfg.tune.storage, mlflow=mlflow)
+                             storage_kind=cfg.tune.storage, mlflow=mlflow, workers=cfg.tune.workers)
             write_json(paths.train / "policies" / kind / "hparams.json", {"model": kind, "hp": hp, "steps": mcfg.steps})
             for seed in cfg.seeds:
                 curves += fit_and_save(mlflow, kind, hp, pspec, train_data, val_data, mcfg.steps, cfg, seed, device,
-                                       "learned", paths.run_dir("policies", kind, seed), f"justask-reward-{kind}")
+                                       "learned", paths.run_dir("policies", kind, seed), f"justask-reward-{kind}",
+                                       resume=paths.resume_file("policies", kind, seed))
         print(f"train (reward): {kind} done ({time.perf_counter() - t0:.0f}s)")
     write_text(paths.base / "curves.csv", curves_csv(curves))
+    shutil.rmtree(paths.checkpoints, ignore_errors=True)  # every fit finished: nothing to resume
 
 
 def _fingerprint(*arrays: np.ndarray) -> str:
