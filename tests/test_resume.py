@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from conftest import BIN, run
 from justask.data.relabel import build_step_table
@@ -139,6 +140,9 @@ def test_killed_train_stage_resumes(make_repo_copy):
     left and writes byte-identical models to an uninterrupted run."""
     repo = make_repo_copy()
     run([str(BIN / "dvc"), "repro", "relabel@return"], repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["return"]["train"]["tune"]["n_trials"] = 0  # fits only: Optuna's resume is test_tune.py's
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     justask = str(BIN / "justask")
     run([justask, "stage", "train", "return"], repo)
     expected = _tree_digest(repo / "artifacts" / "return" / "train")

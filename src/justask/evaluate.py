@@ -24,7 +24,19 @@ from justask.envs.lunar import make_vector_env
 from justask.envs.runner import Episode, run_episodes
 from justask.executors import run_all
 from justask.models import load_checkpoint
+from justask.models.common import MIN_ROWS
 from justask.stages import StageFailed
+
+
+def acting_rows(active: np.ndarray) -> np.ndarray:
+    """Slots to run the model on: the live ones, topped up with idle ones to ``MIN_ROWS`` (all
+    slots if there are no more), so that a slot's greedy action is the one a pass over all slots
+    gives (see :data:`justask.models.common.MIN_ROWS`)."""
+    live = np.flatnonzero(active)
+    if len(live) >= MIN_ROWS or len(active) <= MIN_ROWS:
+        return live if len(live) >= MIN_ROWS else np.arange(len(active))
+    idle = np.flatnonzero(~active)
+    return np.sort(np.concatenate([live, idle[:MIN_ROWS - len(live)]]))
 
 
 class ConditionedRollout:
@@ -58,12 +70,14 @@ class ConditionedRollout:
         self.obs[:, -1], self.rtg[:, -1], self.t[:, -1] = obs, self.remaining, self.step
         self.last_obs = obs
         self.actions[:, -1], self.mask[:, -1] = 0, True
-        t = lambda a: torch.as_tensor(a, device=self.device)  # noqa: E731
+        rows = acting_rows(active)
+        t = lambda a: torch.as_tensor(a[rows], device=self.device)  # noqa: E731
         batch = {"obs": t(self.obs), "actions": t(self.actions), "rtg": t(self.rtg),
                  "timesteps": t(self.t), "mask": t(self.mask)}
-        action = self.model.act(batch).cpu().numpy()
-        self.actions[:, -1] = action
-        return action
+        with torch.inference_mode():
+            action = self.model.act(batch).cpu().numpy()
+        self.actions[rows, -1] = action
+        return self.actions[:, -1].copy()
 
     def observe(self, rewards: np.ndarray, active: np.ndarray) -> None:
         if self.reward_fn is not None:

@@ -2,10 +2,12 @@
 
 The collection side calls the functions the collect stages call (``chunk_jobs`` +
 ``rollout_behaviours``; ``rollout_many`` with the reward family's ``run_clone_job``;
-``episode_specs`` + ``collect_grid_episodes``) on a scaled-down share of the configured
-behaviour mix. The raw side steps the same env with random actions in a bare loop, in the same
-number of spawn processes, for the same number of steps. Both are timed wall-clock from the pool's
-start, so process start-up counts on both sides; the ratio is the figure (target >= 0.8).
+``episode_specs`` + ``collect_grid_episodes``) on the stages' own workloads: reward's whole
+noise-injection run, ``LANGUAGE_SHARE`` of language's episodes, return's mix at one vector env's
+worth of episodes per behaviour. The raw side steps the same env with random actions in a bare
+loop, in the same number of spawn processes, for the same number of steps. Both are timed
+wall-clock from the pool's start, so process start-up counts on both sides; the ratio is the
+figure (target >= 0.8).
 
 This module is imported by spawned workers: keep its top-level imports light (no torch).
 """
@@ -22,6 +24,7 @@ import numpy as np
 from justask.bench import Figure, Settings, median_run, timed
 
 TARGET = 0.8
+LANGUAGE_SHARE = 0.02  # of the stage's episodes per level and behaviour (its full run takes minutes)
 
 
 # --------------------------------------------------------------------------- raw loops (workers)
@@ -132,8 +135,11 @@ def reward_collection(settings: Settings, folder: Path):
     torch.manual_seed(0)
     ckpt = folder / "clone.pt"
     save_checkpoint(ckpt, "bc", hp, spec, build_model("bc", hp, spec), {"role": "bench: untrained clone"})
+    # The stage's whole noise-injection workload (every noise level x episodes_per_noise, chunked
+    # as the stage chunks it) in one pool, as the stage runs it: a smaller share would weigh the
+    # workers' start-up (torch, the model) more than the stage does.
     noise = cfg.noise[:2] if settings.quick else cfg.noise
-    per = 2 if settings.quick else cfg.envs_per_worker
+    per = 2 if settings.quick else cfg.episodes_per_noise
     num_envs = min(cfg.envs_per_worker, per)
 
     def collect() -> int:
@@ -148,30 +154,38 @@ def reward_collection(settings: Settings, folder: Path):
         return run_raw(raw_lunar, [(env.model_dump(), num_envs, s, i) for i, s in
                                    enumerate(split_steps(steps, settings.workers))], settings.workers)
 
-    what = f"clone ({cfg.clone.hidden}x{cfg.clone.layers}) at {len(noise)} noise levels x {per} episodes"
+    what = (f"the stage's noise rollouts: untrained clone ({cfg.clone.hidden}x{cfg.clone.layers}) at {len(noise)} "
+            f"noise levels x {per} episodes")
     return collect, raw, what
 
 
 def language_collection(settings: Settings):
-    """The language family's behaviour mix on every configured level."""
+    """The language family's collection on every configured level: ``LANGUAGE_SHARE`` of each of
+    the stage's behaviours (the mix and the demos' bot), so in the stage's proportions, and like
+    the stage one ``collect_grid_episodes`` call per dataset."""
     from justask.envs.babyai import GridBehaviour, collect_grid_episodes
     from justask.stages.language.collect import episode_specs
 
     cfg = settings.params.language.collect
     levels = cfg.levels[:1] if settings.quick else cfg.levels
-    per = 2 if settings.quick else 20
-    specs = [s for level in levels for b in cfg.mix
-             for s in episode_specs(settings.params.seed, level, GridBehaviour(b.behaviour, b.epsilon), per,
-                                    stream="bench", max_steps=b.max_steps)]
+    share = (lambda n: 2) if settings.quick else (lambda n: max(1, round(n * LANGUAGE_SHARE)))  # noqa: E731
+    datasets = [
+        [s for level in levels for b in cfg.mix
+         for s in episode_specs(settings.params.seed, level, GridBehaviour(b.behaviour, b.epsilon), share(b.episodes),
+                                stream="bench", max_steps=b.max_steps)],
+        [s for level in levels
+         for s in episode_specs(settings.params.seed, level, GridBehaviour("bot"), share(cfg.demos), "bench-demos")],
+    ]
+    per = {b.behaviour: share(b.episodes) for b in cfg.mix} | {"bot (demos)": share(cfg.demos)}
 
     def collect() -> int:
-        return sum(len(e) for e in collect_grid_episodes(specs, settings.workers))
+        return sum(len(e) for specs in datasets for e in collect_grid_episodes(specs, settings.workers))
 
     def raw(steps: int) -> int:
         return run_raw(raw_grid, [(list(levels), s, i) for i, s in enumerate(split_steps(steps, settings.workers))],
                        settings.workers)
 
-    what = f"{len(levels)} levels x {len(cfg.mix)} behaviours x {per} episodes"
+    what = f"{len(levels)} levels x " + ", ".join(f"{n} {b}" for b, n in per.items()) + " episodes"
     return collect, raw, what
 
 

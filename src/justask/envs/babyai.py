@@ -73,7 +73,7 @@ def make_grid_env(level: str, max_steps: int | None = None, render_mode: str | N
     import minigrid  # noqa: F401 (registers the BabyAI levels)
 
     kwargs = {"render_mode": render_mode} | ({} if max_steps is None else {"max_steps": max_steps})
-    return gym.make(level, **kwargs)
+    return gym.make(level, disable_env_checker=True, **kwargs)
 
 
 def reset_quietly(env: gym.Env, seed: int) -> dict:
@@ -225,7 +225,21 @@ Spec = tuple[str, int, GridBehaviour, int] | tuple[str, int, GridBehaviour, int,
 
 
 def _run_chunk(specs: list[Spec]) -> list[GridEpisode]:
-    return [run_grid_episode(*spec) for spec in specs]
+    """Roll out a chunk of specs with one env per (level, max_steps): reset with an episode's seed,
+    minigrid regenerates the whole level from that seed alone, so a reused env gives the same
+    episodes as a fresh one (and saves the env construction per episode)."""
+    envs: dict[tuple[str, int | None], gym.Env] = {}
+    try:
+        episodes = []
+        for level, env_seed, behaviour, behaviour_seed, *rest in specs:
+            key = (level, rest[0] if rest else None)
+            if key not in envs:
+                envs[key] = make_grid_env(*key)
+            episodes.append(_run(envs[key], level, env_seed, behaviour, behaviour_seed))
+        return episodes
+    finally:
+        for env in envs.values():
+            env.close()
 
 
 def collect_grid_episodes(specs: list[Spec], workers: int, progress: Callable[[int], object] | None = None,

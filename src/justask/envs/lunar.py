@@ -170,3 +170,64 @@ def rollout_behaviours(jobs: dict[str, list[Job]], workers: int, description: st
     """Run scripted-behaviour jobs in ``workers`` processes (on the executor ``scale`` names);
     each key's episodes in seed order."""
     return rollout_many(jobs, workers, description, run_job, scale)
+
+
+# --------------------------------------------------------------------------- the reward family's clone
+# Here rather than in the reward collect stage so that a spawned worker imports only this module
+# and what the clone needs (torch, the model code), not the stage's training and tracking stack.
+
+@dataclass(frozen=True)
+class CloneJob:
+    checkpoint: str
+    epsilon: float
+    seeds: tuple[int, ...]
+    first_index: int
+    env: EnvConfig
+    num_envs: int
+
+
+class _NoisyClone:
+    """The clone's greedy action, replaced by a uniformly random one with probability epsilon
+    (one random stream per episode, so an episode depends only on its own seed)."""
+
+    def __init__(self, model, epsilon: float, seeds: tuple[int, ...], num_envs: int, n_actions: int):
+        import torch
+
+        from justask.evaluate import ConditionedRollout
+
+        self.inner = ConditionedRollout(model, num_envs, np.zeros(len(seeds)), torch.device("cpu"))
+        self.epsilon, self.seeds, self.n_actions = epsilon, seeds, n_actions
+        self.rngs = [np.random.default_rng(0)] * num_envs
+
+    def start(self, slot: int, episode_index: int) -> None:
+        self.inner.start(slot, episode_index)
+        self.rngs[slot] = np.random.default_rng([self.seeds[episode_index], 7])
+
+    def act(self, obs: np.ndarray, active: np.ndarray) -> np.ndarray:
+        actions = self.inner.act(obs, active)
+        for i in np.flatnonzero(active):
+            if self.rngs[i].random() < self.epsilon:
+                actions[i] = self.rngs[i].integers(self.n_actions)
+        return actions
+
+    def observe(self, rewards: np.ndarray, active: np.ndarray) -> None:
+        self.inner.observe(rewards, active)
+
+
+def run_clone_job(job: CloneJob) -> tuple[int, list[Episode]]:
+    """Roll out one chunk of a noise level's episodes (runs in a worker process)."""
+    from pathlib import Path
+
+    import torch
+
+    from justask.models import load_checkpoint
+
+    torch.set_num_threads(1)  # one small forward pass per env step
+    model, _ = load_checkpoint(Path(job.checkpoint))
+    n = min(job.num_envs, len(job.seeds))
+    envs = make_vector_env(n, job.env.id, job.env.continuous, job.env.max_episode_steps)
+    policy = _NoisyClone(model, job.epsilon, job.seeds, n, int(envs.single_action_space.n))
+    with torch.no_grad():
+        episodes = run_episodes(envs, job.seeds, policy)
+    envs.close()
+    return job.first_index, episodes

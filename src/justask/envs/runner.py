@@ -79,7 +79,7 @@ def run_episodes(
     active = np.zeros(n, dtype=bool)
     done: list[Episode | None] = [None] * len(seeds)
 
-    def refill(mask: np.ndarray, first: bool = False) -> np.ndarray:
+    def refill(mask: np.ndarray, obs: np.ndarray | None = None) -> np.ndarray:
         reset_seeds: list[int | None] = [None] * n
         for i in np.flatnonzero(mask):
             if queue:
@@ -91,14 +91,32 @@ def run_episodes(
             else:
                 active[i] = False
                 slots[i] = _Slot()
-        options = None if first else {"reset_mask": mask}
-        obs, _ = envs.reset(seed=reset_seeds, options=options)
-        return obs
+        if obs is None:
+            return envs.reset(seed=reset_seeds)[0]
+        if skip_idle:  # a slot that went idle is never stepped again: no need to reset it
+            mask = mask & active
+            if not mask.any():
+                return obs
+        return envs.reset(seed=reset_seeds, options={"reset_mask": mask})[0]
 
-    obs = refill(np.ones(n, dtype=bool), first=True)
+    def step(actions: np.ndarray, obs: np.ndarray) -> tuple[np.ndarray, ...]:
+        if not skip_idle or active.all():
+            return envs.step(actions)[:4]
+        # Step only the live sub-envs; idle slots keep their last observation and get no reward.
+        next_obs, rewards = obs.copy(), np.zeros(n)
+        terms, truncs = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        for i in np.flatnonzero(active):
+            next_obs[i], rewards[i], terms[i], truncs[i], _ = envs.envs[i].step(actions[i])
+        return next_obs, rewards, terms, truncs
+
+    # Once the queue runs dry, finished slots stay idle: with a SyncVectorEnv (whose sub-envs can be
+    # stepped one by one) they are no longer stepped or reset, which changes no episode.
+    skip_idle = (isinstance(envs, gym.vector.SyncVectorEnv)
+                 and isinstance(envs.single_observation_space, gym.spaces.Box))
+    obs = refill(np.ones(n, dtype=bool))
     while active.any():
         actions = policy.act(obs, active)
-        next_obs, rewards, terms, truncs, _ = envs.step(actions)
+        next_obs, rewards, terms, truncs = step(actions, obs)
         policy.observe(rewards, active)
         finished = (terms | truncs) & active
         for i in np.flatnonzero(active):
@@ -128,7 +146,7 @@ def run_episodes(
         needs_reset = terms | truncs
         obs = next_obs
         if needs_reset.any() and active.any():
-            obs = refill(needs_reset)
+            obs = refill(needs_reset, obs)
     return [e for e in done if e is not None]
 
 

@@ -60,14 +60,21 @@ class InstructionPolicy(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Action logits (B, K, act_dim) for windows of K frames."""
-        images = batch["images"].long()  # (B, K, 7, 7, 3)
+        images = batch["images"]  # (B, K, 7, 7, 3)
         b, k = images.shape[:2]
         cond = self.instruction(batch)  # (B, hidden)
-        cond_k = cond.repeat_interleave(k, dim=0)
-        x = self.cell(images + self.offsets).sum(-2).flatten(0, 1).permute(0, 3, 1, 2)  # (B*K, 32, 7, 7)
-        x = self.conv2(self.conv1(x, cond_k), cond_k)
-        x = self.frame(x.flatten(1)).view(b, k, -1) + self.direction(batch["directions"].long())
-        out, _ = self.gru(x)
+        x = self.frame_features(images.flatten(0, 1), cond.repeat_interleave(k, dim=0)).view(b, k, -1)
+        return self.window_logits(x, batch["directions"])
+
+    def frame_features(self, images: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Features (N, hidden) of N single views (N, 7, 7, 3), each under its instruction ``cond``."""
+        x = self.cell(images.long() + self.offsets).sum(-2).permute(0, 3, 1, 2)  # (N, 32, 7, 7)
+        x = self.conv2(self.conv1(x, cond), cond)
+        return self.frame(x.flatten(1))
+
+    def window_logits(self, features: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+        """Action logits (B, K, act_dim) from per-frame features (B, K, hidden) and directions (B, K)."""
+        out, _ = self.gru(features + self.direction(directions.long()))
         return self.head(out)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

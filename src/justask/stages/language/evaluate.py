@@ -28,6 +28,7 @@ from justask.data.language.grammar import parse
 from justask.envs.babyai import make_grid_env, reset_quietly
 from justask.executors import run_all
 from justask.metrics import iqm_with_ci
+from justask.models.common import MIN_ROWS
 from justask.paths import family_paths
 from justask.render import success_heatmap
 from justask.seeding import seed_everything
@@ -63,7 +64,7 @@ def rollout_asks(model, vocab, asks: list[dict], device: torch.device,
                 u.mission = ask["text"]  # what the agent was told, not the level's own mission
                 slots.append({"i": i, "env": env, "steps": 0, "images": np.zeros((k, 7, 7, 3), np.uint8),
                               "dirs": np.zeros(k, np.int64), "mask": np.zeros(k, bool), "obs": obs,
-                              "frames": [env.render()] if frames else None})
+                              "features": None, "instruction": None, "frames": [env.render()] if frames else None})
             for s in slots:  # slide each window and append the current frame
                 for key in ("images", "dirs", "mask"):
                     s[key][:-1] = s[key][1:]
@@ -74,7 +75,12 @@ def rollout_asks(model, vocab, asks: list[dict], device: torch.device,
                 "directions": torch.as_tensor(np.stack([s["dirs"] for s in slots]), device=device),
                 "mask": torch.as_tensor(np.stack([s["mask"] for s in slots]), device=device),
             } | {name: torch.as_tensor(v[idx], device=device) for name, v in features.items()}
-            actions = model.act(batch).cpu().numpy()
+            with torch.inference_mode():
+                if len(slots) >= MIN_ROWS:
+                    actions = _act_cached(model, slots, batch, k, device).cpu().numpy()
+                else:  # too few rows for the cached path to match the full one bit for bit (once
+                    # fewer than MIN_ROWS envs are live, no more are started: the cache is not needed)
+                    actions = model.act(batch).cpu().numpy()
             alive = []
             for s, a in zip(slots, actions, strict=True):
                 s["obs"], reward, terminated, truncated, _ = s["env"].step(int(a))
@@ -92,6 +98,33 @@ def rollout_asks(model, vocab, asks: list[dict], device: torch.device,
     finally:
         torch.set_num_threads(threads)
     return results
+
+
+def _act_cached(model, slots: list[dict], batch: dict, k: int, device: torch.device) -> torch.Tensor:
+    """``model.act(batch)`` for at least ``MIN_ROWS`` slots, encoding each view once, when it
+    arrives, instead of at every step of the K-step window, and each instruction once per episode
+    (``slot["features"]``: the window's (K, hidden) view features; ``slot["instruction"]``).
+
+    The same actions as the full pass (tests/test_inference.py): that pass also encodes every view
+    (and the empty views that left-pad a new window) on its own, and with at least ``MIN_ROWS`` rows
+    in a matrix product a row's result does not depend on the others (see
+    :data:`justask.models.common.MIN_ROWS`; new instructions are padded to that many rows)."""
+    new = [j for j, s in enumerate(slots) if s["features"] is None]
+    if new:  # encode each instruction once, when its episode starts
+        rows = torch.as_tensor(new + new[:1] * (MIN_ROWS - len(new)), device=device)
+        key = model.instruction.input_key
+        for j, c in zip(new, model.instruction({key: batch[key][rows]}), strict=False):  # drops the padding
+            slots[j]["instruction"] = c
+    cond = torch.stack([s["instruction"] for s in slots])  # (B, hidden)
+    images = np.stack([s["obs"]["image"] for s in slots] + [np.zeros((7, 7, 3), np.uint8)] * len(new))
+    f = model.frame_features(torch.as_tensor(images, device=device), torch.cat([cond, cond[new]]))
+    empty = dict(zip(new, f[len(slots):], strict=True))  # a new window starts as K empty views
+    windows = torch.stack([empty[j].expand(k, -1) if s["features"] is None else s["features"]
+                           for j, s in enumerate(slots)])
+    windows = torch.cat([windows[:, 1:], f[:len(slots), None]], dim=1)
+    for s, w in zip(slots, windows, strict=True):
+        s["features"] = w
+    return model.window_logits(windows, batch["directions"])[:, -1].argmax(-1)
 
 
 def ask_job(job: tuple[Path, list[dict], str, int]) -> list[dict]:

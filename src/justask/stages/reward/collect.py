@@ -17,20 +17,18 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from justask.config import EnvConfig, Params
+from justask.config import Params
 from justask.data.atomic import write_json
 from justask.data.episodes import write_dataset
 from justask.data.relabel import blank_rewards, build_step_table
 from justask.data.splits import split_episodes
-from justask.envs.lunar import chunk_jobs, make_env, make_vector_env, rollout_behaviours
-from justask.envs.runner import Episode, rollout_many, run_episodes
-from justask.evaluate import ConditionedRollout
+from justask.envs.lunar import CloneJob, chunk_jobs, make_env, rollout_behaviours, run_clone_job
+from justask.envs.runner import Episode, rollout_many
 from justask.metrics import normalized_score
 from justask.paths import family_paths
 from justask.seeding import seed_everything, stream_seeds
@@ -50,55 +48,6 @@ def seed_streams(params: Params) -> dict[str, tuple[str, int]]:
 def collect_env_seeds(params: Params) -> set[int]:
     """Every env seed collect uses (evaluation must avoid them)."""
     return {s for stream, n in seed_streams(params).values() for s in stream_seeds(params.seed, stream, n)}
-
-
-@dataclass(frozen=True)
-class CloneJob:
-    checkpoint: str
-    epsilon: float
-    seeds: tuple[int, ...]
-    first_index: int
-    env: EnvConfig
-    num_envs: int
-
-
-class _NoisyClone:
-    """The clone's greedy action, replaced by a uniformly random one with probability epsilon
-    (one random stream per episode, so an episode depends only on its own seed)."""
-
-    def __init__(self, model, epsilon: float, seeds: tuple[int, ...], num_envs: int, n_actions: int):
-        self.inner = ConditionedRollout(model, num_envs, np.zeros(len(seeds)), torch.device("cpu"))
-        self.epsilon, self.seeds, self.n_actions = epsilon, seeds, n_actions
-        self.rngs = [np.random.default_rng(0)] * num_envs
-
-    def start(self, slot: int, episode_index: int) -> None:
-        self.inner.start(slot, episode_index)
-        self.rngs[slot] = np.random.default_rng([self.seeds[episode_index], 7])
-
-    def act(self, obs: np.ndarray, active: np.ndarray) -> np.ndarray:
-        actions = self.inner.act(obs, active)
-        for i in np.flatnonzero(active):
-            if self.rngs[i].random() < self.epsilon:
-                actions[i] = self.rngs[i].integers(self.n_actions)
-        return actions
-
-    def observe(self, rewards: np.ndarray, active: np.ndarray) -> None:
-        self.inner.observe(rewards, active)
-
-
-def run_clone_job(job: CloneJob) -> tuple[int, list[Episode]]:
-    """Roll out one chunk of a noise level's episodes (runs in a worker process)."""
-    from justask.models import load_checkpoint
-
-    torch.set_num_threads(1)  # one small forward pass per env step
-    model, _ = load_checkpoint(Path(job.checkpoint))
-    n = min(job.num_envs, len(job.seeds))
-    envs = make_vector_env(n, job.env.id, job.env.continuous, job.env.max_episode_steps)
-    policy = _NoisyClone(model, job.epsilon, job.seeds, n, int(envs.single_action_space.n))
-    with torch.no_grad():
-        episodes = run_episodes(envs, job.seeds, policy)
-    envs.close()
-    return job.first_index, episodes
 
 
 def clone_demonstrator(episodes: list[Episode], params: Params, path: Path) -> dict:
