@@ -51,6 +51,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(_session_tmp, ignore_errors=True)
 
 
+def load_pipeline():
+    """flows/pipeline.py as a module (flows/ is not a package), loaded once per test session."""
+    import importlib.util
+
+    name = "justask_flows_pipeline"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "flows" / "pipeline.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 def run(cmd: list[str], cwd: Path, check: bool = True, timeout: float = 1800,
         ) -> subprocess.CompletedProcess[str]:
     """Run a command (venv bin first on PATH), capturing output; on failure show it."""

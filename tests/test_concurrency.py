@@ -1,7 +1,6 @@
 """Two runs at once on one checkout: the pipeline lock (flow and `make run`) stops the second with a
 message, two `dvc repro` never both run a stage, and MLflow's SQLite store takes two writers."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,28 +11,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BIN, ROOT, run
+from conftest import BIN, ROOT, load_pipeline, run
 
-
-def _load_pipeline():
-    name = "justask_flows_pipeline"  # the name test_flow.py loads it under: one module object
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "flows" / "pipeline.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-pipeline = _load_pipeline()
+pipeline = load_pipeline()
 # Holds the pipeline lock of the folder argv[2] until killed.
-HOLD = ("import sys, time; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import pipeline; "
-        "lock = pipeline.pipeline_lock(Path(sys.argv[2])); lock.__enter__(); print('locked', flush=True); "
+HOLD = ("import sys, time; from pathlib import Path; from justask.lock import pipeline_lock; "
+        "lock = pipeline_lock(Path(sys.argv[1])); lock.__enter__(); print('locked', flush=True); "
         "time.sleep(600)")
 
 
 def test_a_second_pipeline_run_stops_at_once_with_a_message(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(ROOT / "flows"), str(tmp_path)],
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"

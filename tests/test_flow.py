@@ -6,7 +6,6 @@ the temporary PREFECT_HOME set in conftest.py). Real pipeline runs happen in a t
 the repository (``repo_copy``), never in the workspace.
 """
 
-import importlib.util
 import json
 import logging
 import sys
@@ -15,20 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BIN, ROOT, run
+from conftest import BIN, ROOT, load_pipeline, run
 
-
-def _load_pipeline():
-    name = "justask_flows_pipeline"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "flows" / "pipeline.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-pipeline = _load_pipeline()
+pipeline = load_pipeline()
 ALL_STAGES = ["collect", "validate", "relabel", "train", "evaluate"]
 FAMILIES = ["return", "language", "reward"]
 

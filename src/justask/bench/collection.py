@@ -29,15 +29,9 @@ LANGUAGE_SHARE = 0.02  # of the stage's episodes per level and behaviour (its fu
 
 # --------------------------------------------------------------------------- raw loops (workers)
 
-def raw_lunar(job: tuple[dict, int, int, int]) -> int:
-    """Step a LunarLander vector env (as collection builds it) with random actions for ``steps``
-    env steps, resetting finished slots; returns the env steps taken."""
-    from justask.envs.lunar import make_vector_env
-
-    env, num_envs, steps, seed = job
-    envs = make_vector_env(num_envs, env["id"], env["continuous"], env["max_episode_steps"])
-    envs.reset(seed=seed)
-    envs.action_space.seed(seed)
+def step_randomly(envs, num_envs: int, steps: int) -> int:
+    """Step a vector env with random actions for at least ``steps`` env steps, resetting finished
+    slots (the bare loop every raw rate is measured with); returns the env steps taken."""
     n = 0
     while n < steps:
         _, _, term, trunc, _ = envs.step(envs.action_space.sample())
@@ -45,6 +39,19 @@ def raw_lunar(job: tuple[dict, int, int, int]) -> int:
         done = term | trunc
         if done.any():
             envs.reset(options={"reset_mask": done})
+    return n
+
+
+def raw_lunar(job: tuple[dict, int, int, int]) -> int:
+    """Step a LunarLander vector env (as collection builds it) with random actions for ``steps``
+    env steps; returns the env steps taken."""
+    from justask.envs.lunar import make_vector_env
+
+    env, num_envs, steps, seed = job
+    envs = make_vector_env(num_envs, env["id"], env["continuous"], env["max_episode_steps"])
+    envs.reset(seed=seed)
+    envs.action_space.seed(seed)
+    n = step_randomly(envs, num_envs, steps)
     envs.close()
     return n
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from justask.bench import Figure, Settings, median_run, timed
+from justask.bench.collection import step_randomly
 
 TARGET = 0.5
 
@@ -24,17 +25,7 @@ def raw_vector_rate(env, num_envs: int, steps: int, seed: int = 0) -> float:
     envs.reset(seed=seed)
     envs.action_space.seed(seed)
 
-    def loop() -> int:
-        n = 0
-        while n < steps:
-            _, _, term, trunc, _ = envs.step(envs.action_space.sample())
-            n += num_envs
-            done = term | trunc
-            if done.any():
-                envs.reset(options={"reset_mask": done})
-        return n
-
-    seconds, n = timed(loop)
+    seconds, n = timed(lambda: step_randomly(envs, num_envs, steps))
     envs.close()
     return n / seconds
 
