@@ -197,8 +197,7 @@ def bench(
     try:
         cfg = load_params(params)
     except ParamsError as e:
-        err_console.print(f"[red]invalid parameters[/]\n{e}")
-        raise typer.Exit(2) from None
+        _fail("invalid parameters", e, 2)
     settings = Settings(params=cfg, params_path=params, root=Path("."),
                         workers=workers or cfg.return_.collect.workers, quick=quick,
                         repeats=repeats or (1 if quick else 3), log=lambda m: err_console.print(m, style="dim"))
