@@ -21,9 +21,9 @@ SHELL := bash
 PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
-# DAG order of dvc.yaml; every stage is `foreach` over the families.
+# DAG order of dvc.yaml; every stage is `foreach` over the families params.yaml configures
+# (`justask families --names` lists them).
 STAGES := collect validate relabel train evaluate
-FAMILIES := return language reward
 PROFILE ?=
 PYTEST_ARGS ?=
 
@@ -63,8 +63,8 @@ run: venv data
 run-locked:
 	@if [ -n "$(PROFILE)" ]; then justask profile "$(PROFILE)"; fi
 	@echo "profile: $$(sed -n 's/^profile:[[:space:]]*//p' params.yaml)"
-	@summary=""; \
-	for fam in $(FAMILIES); do \
+	@summary=""; families=$$(justask families --names); \
+	for fam in $$families; do \
 	  for stage in $(STAGES); do \
 	    echo "==> dvc repro --single-item $$stage@$$fam"; \
 	    t0=$$EPOCHREALTIME; \
@@ -77,7 +77,7 @@ run-locked:
 	echo "==> dvc repro (whole DAG: a no-op unless dvc.yaml has stages not listed in STAGES)"; \
 	dvc repro; \
 	echo "wall time per stage (skipped stages take about a second):$$summary"
-	@for fam in $(FAMILIES); do justask results "$$fam"; done
+	@for fam in $$(justask families --names); do justask results "$$fam"; done
 
 test: venv data
 	pytest $(PYTEST_ARGS)

@@ -1,9 +1,9 @@
 """Development sweep: which training settings make a return-conditioned policy obey its condition?
 
-This is how the default profile's settings and the Optuna search space (src/justask/tune.py) were
-chosen. It rolls policies out on *development* env seeds, a fixed range checked disjoint from
-the frozen evaluation seeds in data/eval_seeds.json. No number in metrics/return.json comes from
-these seeds.
+This is how the default profile's settings and the Optuna search space (src/justask/training/tune.py)
+were chosen. It rolls policies out on *development* env seeds, a fixed range checked disjoint from
+the frozen evaluation seeds in data/return/eval_seeds.json. No number in metrics/return.json comes
+from these seeds.
 
     make run                                   # builds artifacts/return/relabel/*
     .venv/bin/python benchmarks/conditioning_sweep.py [dataset ...]
@@ -28,11 +28,12 @@ import numpy as np
 import torch
 
 from justask.config import load_params
-from justask.data.relabel import StepTable
-from justask.evaluate import rollout
+from justask.lunar.asking import rollout
 from justask.metrics import normalized_score
-from justask.stages.train import episodes_for
-from justask.train import Steps, data_spec, evaluate_loss, fit
+from justask.models import candidate
+from justask.policies import episodes_for
+from justask.steps import Steps, StepTable, data_spec
+from justask.training.loop import Loop, evaluate_loss, fit
 
 DEV_SEEDS = list(range(500_000_000, 500_000_020))
 ASK = [0.5, 1.0, 1.2]
@@ -52,9 +53,9 @@ CONFIGS = [  # (model, steps, overrides of BASE)
 def main(datasets: list[str]) -> None:
     root = Path(".")
     params = load_params(root / "params.yaml")
-    eval_seeds = set(json.loads((root / "data" / "eval_seeds.json").read_text())["seeds"])
+    eval_seeds = set(json.loads((root / "data" / "return" / "eval_seeds.json").read_text())["seeds"])
     if set(DEV_SEEDS) & eval_seeds:
-        raise SystemExit("development seeds overlap data/eval_seeds.json; pick another range")
+        raise SystemExit("development seeds overlap data/return/eval_seeds.json; pick another range")
     conditions = json.loads((root / "artifacts/return/relabel/conditions.json").read_text())["datasets"]
     device = torch.device("cpu")
     for dataset in datasets or list(conditions):
@@ -65,14 +66,14 @@ def main(datasets: list[str]) -> None:
             train = Steps(table, episodes_for(kind, table, 0, 0.1), device)
             val = Steps(table, episodes_for(kind, table, 1, 0.1), device, max_rows=2048)
             t0 = time.perf_counter()
-            result = fit(kind, hp, spec, train, val, steps=steps, eval_every=250, patience=4, seed=0,
-                         device=device)
+            build, optimisation = candidate(kind, spec, hp, steps)
+            result = fit(build, train, val, optimisation, Loop(eval_every=250, patience=4, seed=0, device=device))
             fit_s = time.perf_counter() - t0
             val.rtg = val.rtg[torch.randperm(len(val.rtg), generator=torch.Generator().manual_seed(0))]
             gap = evaluate_loss(result.model, val, 4096) - result.best_val_loss
             asks = ASK if kind in ("rvs", "dt") else [1.0]
             targets = [cond["target_returns"][f"{f:g}"] for f in asks]
-            episodes = rollout(result.model, params.return_.env, DEV_SEEDS * len(asks),
+            episodes = rollout(result.model, params.family("return").env, DEV_SEEDS * len(asks),
                                [t for t in targets for _ in DEV_SEEDS], 64, device)
             rets = np.array([e.ret for e in episodes]).reshape(len(asks), len(DEV_SEEDS))
             scores = normalized_score(rets, cond["ref_min_score"], cond["ref_max_score"]).mean(1)

@@ -39,16 +39,14 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
-from justask.cli import DETERMINISTIC_EXIT
+from justask.console import DETERMINISTIC_EXIT
 from justask.lock import LOCK, PipelineBusy, pipeline_lock  # noqa: F401 (LOCK: re-exported)
-from justask.stages import FAMILIES
+from justask.settings import STAGES
 
 REPO = Path(__file__).resolve().parents[1]
 # The venv's bin dir: dvc and the `justask` command that dvc.yaml's stage commands call.
 BIN = Path(sys.executable).parent
 
-# DAG order of dvc.yaml (each stage is `foreach` over the families).
-STAGES: list[str] = ["collect", "validate", "relabel", "train", "evaluate"]
 # Collect and evaluate step environments in worker processes; retry them on a transient failure.
 # Validate/relabel/train are deterministic: a failure there is a real one, never retried.
 RETRIES: dict[str, int] = {"collect": 2, "evaluate": 1}
@@ -136,6 +134,12 @@ def current_profile(root: Path) -> str | None:
     return data.get("profile")
 
 
+def configured_families(root: Path) -> list[str]:
+    """The families params.yaml configures, in its order (what dvc.yaml's `foreach` runs)."""
+    data = yaml.safe_load((root / "params.yaml").read_text()) or {}
+    return list(data.get("families") or {})
+
+
 def dvc_command(stage: str, family: str, force: bool = False) -> list[str]:
     cmd = [_exe("dvc"), "repro", "--single-item"]
     if force:
@@ -177,14 +181,14 @@ def stage_task(stage: str):
 @flow(name="justask-pipeline")
 def justask_pipeline(
     profile: str = "default",
-    families: list[str] = list(FAMILIES),  # noqa: B006, B008 (never mutated; shown as the default in the UI)
+    families: list[str] | None = None,
     force: bool = False,
     workdir: str | None = None,
 ) -> dict[str, float]:
     """Run collect -> validate -> relabel -> train -> evaluate for each family with DVC.
 
     profile: profile to run (profiles/<name>.yaml); switches params.yaml if it is not active.
-    families: experiment families (the `foreach` items of dvc.yaml).
+    families: experiment families to run (default: every family the profile configures).
     force: rerun stages even when DVC finds them up to date.
     workdir: the repository to run in (default: the one holding this file).
     Returns wall seconds per stage, e.g. {"collect@return": 12.3, ...}.
@@ -193,7 +197,7 @@ def justask_pipeline(
     timings: dict[str, float] = {}
     with pipeline_lock(root):
         apply_profile(profile, str(root))
-        for family in families:
+        for family in families or configured_families(root):
             for stage in STAGES:  # sequential: one dvc process at a time
                 timings[f"{stage}@{family}"] = stage_task(stage)(stage, family, str(root), force)
     logger = _logger()
@@ -209,7 +213,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--profile", default=None,
                         help="profile to run (default: the active one in params.yaml)")
     parser.add_argument("--family", action="append", dest="families",
-                        help=f"experiment family (repeatable; default: all of {', '.join(FAMILIES)})")
+                        help="experiment family (repeatable; default: every family the profile configures)")
     parser.add_argument("--force", action="store_true", help="rerun up-to-date stages too")
     parser.add_argument("--workdir", default=None, help="repository to run in")
     args = parser.parse_args(argv)
@@ -220,8 +224,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             pass
     except PipelineBusy as e:
         sys.exit(f"flows/pipeline.py: {e}")
-    return justask_pipeline(profile=profile, families=args.families or list(FAMILIES),
-                            force=args.force, workdir=str(root))
+    return justask_pipeline(profile=profile, families=args.families, force=args.force, workdir=str(root))
 
 
 if __name__ == "__main__":

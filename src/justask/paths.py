@@ -1,4 +1,4 @@
-"""Where each stage reads and writes (one place, so dvc.yaml, stages and tests agree)."""
+"""Where each stage of a family reads and writes (one place, so dvc.yaml, stages and tests agree)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,14 @@ class FamilyPaths:
 
     @property
     def validate(self) -> Path:
+        """The verdict of every data check (what DVC tracks and relabel depends on)."""
         return self.base / "validate"
+
+    @property
+    def validate_docs(self) -> Path:
+        """Great Expectations' Data Docs of the last validate run: the human report, not tracked by
+        DVC (its pages carry run times)."""
+        return self.base / "validate-docs"
 
     @property
     def relabel(self) -> Path:
@@ -63,11 +70,22 @@ class FamilyPaths:
 
     @property
     def metrics(self) -> Path:
+        """``metrics/<family>.json``, git-tracked for ``dvc metrics diff``."""
         return self.root / "metrics" / f"{self.family}.json"
 
     @property
+    def plot(self) -> Path:
+        """``metrics/<family>.csv``: the evaluation's plot data, drawn by the family's ``plot.json``."""
+        return self.root / "metrics" / f"{self.family}.csv"
+
+    @property
+    def inputs(self) -> Path:
+        """``data/<family>/``: the family's versioned inputs (tracked by data.dvc), e.g. frozen seeds."""
+        return self.root / "data" / self.family
+
+    @property
     def eval_seeds(self) -> Path:
-        return self.root / "data" / "eval_seeds.json"
+        return self.inputs / "eval_seeds.json"
 
 
 def family_paths(family: str, root: str | Path = ".") -> FamilyPaths:

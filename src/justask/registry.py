@@ -3,8 +3,8 @@
 ``mlflow.pyfunc.load_model("models:/justask-return-<dataset>-<model>/<version>")`` (also
 ``justask-reward-<model>``) gives a model whose ``predict`` maps a DataFrame of observations
 (``obs_0``.. columns) and a ``rtg`` column to greedy actions, one step at a time (a DT sees a
-window of one step). ``justask-language-<model>`` maps columns ``image`` (a 7x7x3 nested list,
-minigrid's encoding), ``direction`` and ``instruction`` (text) to actions, one frame at a time.
+window of one step). A family whose policies read other inputs passes its own wrapper to
+:func:`register` (the language family's reads an image, a direction and an instruction).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import torch
 
 class PolicyModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        from justask.models import load_checkpoint
+        from justask.models import load_model
 
-        self.model, _ = load_checkpoint(Path(context.artifacts["checkpoint"]))
+        self.model, _ = load_model(Path(context.artifacts["checkpoint"]))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
         spec = self.model.spec
@@ -39,30 +39,12 @@ class PolicyModel(mlflow.pyfunc.PythonModel):
         return self.model.act(batch).numpy()
 
 
-class InstructionPolicyModel(mlflow.pyfunc.PythonModel):
-    def load_context(self, context) -> None:
-        from justask.stages.language.train import load_policy
-
-        self.model, self.vocab, _ = load_policy(Path(context.artifacts["checkpoint"]))
-
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
-        from justask.stages.language.train import instruction_features
-
-        n = len(model_input)
-        batch = {
-            "images": torch.as_tensor(np.stack([np.asarray(x, np.uint8) for x in model_input["image"]]))[:, None],
-            "directions": torch.as_tensor(model_input["direction"].to_numpy(np.int64))[:, None],
-            "mask": torch.ones(n, 1, dtype=torch.bool),
-        }
-        features = instruction_features(self.model.spec.encoder, list(model_input["instruction"]), self.vocab)
-        return self.model.act(batch | {k: torch.as_tensor(v) for k, v in features.items()}).numpy()
-
-
-def register(mlflow, checkpoint: Path, name: str, language: bool = False) -> None:
-    """Log ``checkpoint`` as a pyfunc model in the active run and register it as ``name``
-    (``language``: an instruction policy, see :class:`InstructionPolicyModel`)."""
+def register(mlflow, checkpoint: Path, name: str, python_model: mlflow.pyfunc.PythonModel | None = None) -> None:
+    """Log ``checkpoint`` as a pyfunc model in the active run and register it as ``name``;
+    ``python_model`` wraps it (default :class:`PolicyModel`; a family with other inputs brings its own,
+    whose ``load_context`` reads ``context.artifacts["checkpoint"]``)."""
     mlflow.pyfunc.log_model(
-        name="model", python_model=InstructionPolicyModel() if language else PolicyModel(),
+        name="model", python_model=python_model or PolicyModel(),
         artifacts={"checkpoint": str(checkpoint)},
         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "justask"],
         registered_model_name=name,

@@ -6,14 +6,14 @@ which wins) selects the store; a relative ``sqlite:///`` path is resolved agains
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from justask.config import TrackingConfig
+from filelock import FileLock
+
+from justask.settings import TrackingConfig
 
 
 def tracking_uri(cfg: TrackingConfig, root: Path) -> str:
@@ -44,17 +44,10 @@ def setup_mlflow(cfg: TrackingConfig, root: Path):
     return mlflow
 
 
-@contextmanager
-def _first_use_lock(uri: str) -> Iterator[None]:
+def _first_use_lock(uri: str):
     """Serialise the first contact with a SQLite store (table creation and migrations, creating the
     experiment) across processes: two at once otherwise race and one fails mid-migration."""
     prefix = "sqlite:///"
     if not uri.startswith(prefix):
-        yield
-        return
-    with open(f"{uri[len(prefix):]}.lock", "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+        return contextlib.nullcontext()
+    return FileLock(f"{uri[len(prefix):]}.lock")

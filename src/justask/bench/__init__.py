@@ -60,10 +60,29 @@ class Settings:
     params: Any  # justask.config.Params
     params_path: Path
     root: Path
-    workers: int
+    workers: int | None  # collection processes (None: each family's collect.workers)
     quick: bool
     repeats: int
     log: Callable[[str], None] = print
+
+    def workers_for(self, configured: int) -> int:
+        return self.workers or configured
+
+
+def family_benches(settings: Settings) -> list:
+    """The ``bench`` modules (their workloads for each section) of the families ``settings.params``
+    configures, in its order; a family without a ``bench.py`` offers none."""
+    from justask.families import families
+
+    out = []
+    for name in settings.params.families:
+        fam = families()[name]
+        try:
+            out.append(fam.module("bench"))
+        except ModuleNotFoundError as e:
+            if e.name != f"{fam.package}.bench":
+                raise
+    return out
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -159,13 +178,14 @@ def run_bench(settings: Settings, sections: list[str]) -> dict:
 
 def write_report(report: dict, path: Path) -> Path:
     """Write the report as JSON, atomically."""
-    from justask.data.atomic import write_json
+    from justask.io import write_json
 
     return write_json(path, report)
 
 
 def figures_table(report: dict):
     """A rich table of every figure with its target and whether it is met."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"justask bench ({report['machine']['cpu']}, {report['machine']['cores']} cores"
@@ -176,7 +196,8 @@ def figures_table(report: dict):
     for f in report["figures"]:
         target = "" if f["target"] is None else f"{f['op']} {f['target']:g}"
         met = {True: "[green]met[/]", False: "[red]not met[/]", None: ""}[f["met"]]
-        table.add_row(SECTIONS[f["section"]], f["name"], f"{f['value']:.4g} {f['unit']}", target, met)
+        # Figure names hold brackets ("[cpu]"): not markup.
+        table.add_row(SECTIONS[f["section"]], escape(f["name"]), f"{f['value']:.4g} {f['unit']}", target, met)
     return table
 
 

@@ -26,14 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from justask.bench import Figure, Settings
+from justask.bench import Figure, Settings, family_benches
+from justask.settings import STAGES
 
 NOOP_TARGET_S = 5.0
 OVERHEAD_TARGET = 0.10
-# Wall time of the recorded default runs on the project's 2-core CPU (README.md, Results sections).
-RECORDED_DEFAULT_SECONDS = {"return": 22 * 60 + 40, "language": 68 * 60 + 42, "reward": 3 * 60 + 6}
-STAGES = ("collect", "validate", "relabel", "train", "evaluate")
-FAMILIES = ("return", "language", "reward")
 MLFLOW_STAGES = ("train", "evaluate")  # the stages that call setup_mlflow
 BIN = Path(sys.executable).parent
 
@@ -52,8 +49,8 @@ GE_PROBE = """
 import time
 t0 = time.perf_counter()
 import numpy as np
-from justask.data.validation import build_suite, step_table, validate_table
-from justask.envs.lunar import make_env
+from justask.validation import build_suite, step_table, validate_table
+from justask.lunar.env import make_env
 env = make_env(max_episode_steps=50)
 episodes = []
 for seed in (0, 1):
@@ -129,7 +126,7 @@ def probe(code: str, args: list[str], cwd: Path, env: dict, log: Path) -> float:
 
 def copy_workspace(root: Path, dest: Path, env: dict, log: Path) -> Path:
     """A fresh git repo of the working tree (tracked and new, not ignored files), data/ restored
-    from the committed remote, switched to the test profile (as tests/conftest.py's copy_repo)."""
+    from the committed remote, switched to the test profile (as tests/helpers.py's copy_repo)."""
     files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
                            capture_output=True, text=True, check=True).stdout.split("\0")
     for rel in filter(None, files):
@@ -167,7 +164,15 @@ def stage_data(repo: Path, family: str, stage: str) -> tuple[float, float]:
 
 
 def stage_module(family: str, stage: str) -> str:
-    return f"justask.stages.{stage}" if family == "return" else f"justask.stages.{family}.{stage}"
+    from justask.families import get_family
+
+    return f"{get_family(family).package}.{stage}"
+
+
+def recorded_default_seconds(settings: Settings) -> dict[str, float]:
+    """Wall time of each configured family's recorded default run (its ``bench.RECORDED_DEFAULT_SECONDS``)."""
+    return {b.__name__.split(".")[-2]: b.RECORDED_DEFAULT_SECONDS for b in family_benches(settings)
+            if hasattr(b, "RECORDED_DEFAULT_SECONDS")}
 
 
 def startup_costs(settings: Settings, tmp: Path, env: dict) -> dict:
@@ -178,7 +183,7 @@ def startup_costs(settings: Settings, tmp: Path, env: dict) -> dict:
         return statistics.median(fn(i) for i in range(reps))
 
     out = {"cli_help_s": med(lambda i: run_measured([str(BIN / "justask"), "--help"], root, env, log)[0])}
-    families = ("return",) if settings.quick else FAMILIES
+    families = list(settings.params.families)[:1] if settings.quick else list(settings.params.families)
     imports = {}
     for fam in families:
         for stage in STAGES:
@@ -208,7 +213,9 @@ def pipeline_costs(settings: Settings, tmp: Path, env: dict) -> dict:
     full_s, _, _ = run_measured([dvc, "repro"], repo, env, log)
     noop = [run_measured([dvc, "repro"], repo, env, log)[0] for _ in range(settings.repeats)]
     stages = {}
-    for fam in FAMILIES:
+    from justask.config import load_params
+
+    for fam in load_params(repo / "params.yaml").families:  # the test profile's families
         for stage in STAGES:
             settings.log(f"bench e: justask stage {stage} {fam}")
             wall, rss, _ = run_measured([str(BIN / "justask"), "stage", stage, fam], repo, env, log)
@@ -236,7 +243,7 @@ def run(settings: Settings, with_d: bool, with_e: bool) -> tuple[list[Figure], d
                         Figure("d", "GE context + suite (tiny table)", start["ge_s"], "s"),
                         Figure("d", "Prefect ephemeral flow (warm)", start["prefect_warm_start_s"], "s")]
             if pipe is not None:
-                share, parts = overhead_share(start, pipe)
+                share, parts = overhead_share(start, pipe, recorded_default_seconds(settings))
                 details["orchestration"]["overhead"] = parts
                 figures += [Figure("d", "no-op `dvc repro`", pipe["dvc_repro_noop_s"], "s", NOOP_TARGET_S, "<="),
                             Figure("d", "orchestration overhead / default pipeline wall", share, "", OVERHEAD_TARGET,
@@ -250,24 +257,25 @@ def run(settings: Settings, with_d: bool, with_e: bool) -> tuple[list[Figure], d
     return figures, details
 
 
-def overhead_share(start: dict, pipe: dict) -> tuple[float, dict]:
+def overhead_share(start: dict, pipe: dict, recorded_by_family: dict[str, float]) -> tuple[float, dict]:
     """Orchestration seconds of one default ``dvc repro`` (every stage's start-up, GE and MLflow
     where a stage uses them, DVC's own time, one Prefect start for the flow) over its recorded
-    wall time."""
-    stages = [f"{s}@{f}" for f in FAMILIES for s in STAGES]
+    wall time (``recorded_by_family``: family -> seconds)."""
+    families = list(recorded_by_family)
+    stages = [f"{s}@{f}" for f in families for s in STAGES]
+    first = next(iter(start["stage_imports_s"].values()))
     parts = {
-        "stage_startups_s": sum(start["stage_imports_s"].get(s, start["stage_imports_s"]["collect@return"])
-                                + start["python_s"] for s in stages),
-        "ge_s": start["ge_s"] * len(FAMILIES),
-        "mlflow_s": start["mlflow_existing_db_s"] * len(FAMILIES) * len(MLFLOW_STAGES),
+        "stage_startups_s": sum(start["stage_imports_s"].get(s, first) + start["python_s"] for s in stages),
+        "ge_s": start["ge_s"] * len(families),
+        "mlflow_s": start["mlflow_existing_db_s"] * len(families) * len(MLFLOW_STAGES),
         "dvc_own_s": pipe["dvc_own_s"],
         "prefect_s": start["prefect_warm_start_s"],
     }
     total = sum(parts.values())
-    recorded = sum(RECORDED_DEFAULT_SECONDS.values())
+    recorded = sum(recorded_by_family.values())
     return total / recorded, parts | {
         "total_s": total, "recorded_default_wall_s": recorded, "recorded_default_wall_by_family_s":
-        RECORDED_DEFAULT_SECONDS,
+        recorded_by_family,
         "measured_now": ["stage_startups_s", "ge_s", "mlflow_s", "prefect_s",
                          "dvc_own_s (test profile: full dvc repro minus the stages run directly)"],
         "recorded": ["recorded_default_wall_s (README.md Results: return 22 min 40 s, language 68 min 42 s, "

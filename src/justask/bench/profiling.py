@@ -23,19 +23,24 @@ PROCESS = re.compile(r'^process \d+:"[^"]*";?')
 
 
 def run_workload(name: str, settings: Settings) -> None:
-    """Run the workload behind a figure once (no timing, no raw loop)."""
+    """Run the workload behind a figure once (no timing, no raw loop): ``collection-<family>`` or
+    ``evaluate-<case key>`` (see :mod:`justask.bench.collection` and :mod:`justask.bench.evaluation`)."""
     from justask.bench import collection, evaluation
 
     kind, _, key = name.partition("-")
     if kind == "collection":
         with tempfile.TemporaryDirectory(prefix="justask-bench-") as tmp:
-            collection.make_case(key, settings, Path(tmp))[0]()
-    elif kind == "evaluate" and key == "language":
-        evaluation.language_rollout(settings)[0]()
+            found = [c for c in collection.cases(settings, Path(tmp)) if c.family == key]
+            for case in found:
+                case.collect()
     elif kind == "evaluate":
-        evaluation.return_rollout(settings, key)[0]()
+        found = [c for c in evaluation.cases(settings) if c.key == key]
+        for case in found:
+            case.run()
     else:
-        raise ValueError(f"no profile workload {name!r}; expected collection-<family> or evaluate-<model>")
+        found = []
+    if not found:
+        raise ValueError(f"no profile workload {name!r}; expected collection-<family> or evaluate-<case key>")
 
 
 def summarise(raw: str, title: str) -> str:
@@ -73,7 +78,7 @@ def summarise(raw: str, title: str) -> str:
 def profile_missed(settings: Settings, report: dict, folder: Path) -> dict[str, str]:
     """Profile the workload of every missed figure that names one; returns figure -> summary file
     (or why it could not be profiled)."""
-    from justask.data.atomic import write_text
+    from justask.io import write_text
 
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     done: dict[str, str] = {}
@@ -88,7 +93,7 @@ def profile_missed(settings: Settings, report: dict, folder: Path) -> dict[str, 
             raw = Path(tmp) / "raw.txt"
             cmd = [spy, "record", "--format", "raw", "--rate", "200", "--subprocesses", "--nonblocking", "-o",
                    str(raw), "--", sys.executable, "-m", "justask.bench.profiling", name,
-                   str(settings.params_path), str(settings.workers), str(int(settings.quick))]
+                   str(settings.params_path), str(settings.workers or 0), str(int(settings.quick))]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0 or not raw.exists():
                 done[f["name"]] = f"py-spy failed ({proc.returncode}): {proc.stderr.strip()[-500:]}"
@@ -106,7 +111,7 @@ def main(argv: list[str]) -> None:
 
     name, params, workers, quick = argv
     settings = Settings(params=load_params(Path(params)), params_path=Path(params), root=Path("."),
-                        workers=int(workers), quick=bool(int(quick)), repeats=1)
+                        workers=int(workers) or None, quick=bool(int(quick)), repeats=1)
     run_workload(name, settings)
 
 

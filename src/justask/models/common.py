@@ -9,7 +9,8 @@ from torch.nn import functional as F
 # CPU matrix products take another kernel path below 4 rows, whose last float digits differ. From 4
 # rows up, the shipped (discrete-action) models give each row the same greedy action whatever the
 # other rows hold, so evaluation may act on the live slots only (padded to 4 rows) and encode each
-# view once; tests/test_inference.py checks it. Continuous actions can differ in the last digits.
+# view once; tests/engine/test_inference.py and tests/families/language/test_inference.py check it.
+# Continuous actions can differ in the last digits.
 MIN_ROWS = 4
 
 

@@ -1,0 +1,113 @@
+"""Asking an instruction policy, in words: the evaluation's condition groups and the rollouts of
+asks (a level, an env seed, the instruction minigrid's verifier checks, the text the policy is
+told), shared by the evaluate stage, ``justask ask language`` and the bench."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from justask.models.common import MIN_ROWS
+from justask.rollout import run_episodes
+
+from .env import make_grid_vector_env
+from .grammar import parse
+from .policy import instruction_features
+
+GROUPS = ("seen", "colour_object", "verb_object", "paraphrase", "mission")
+
+
+class AskPolicy:
+    """An instruction policy as a batch policy for the rollout engine: slot ``i`` holds an episode
+    of ``asks`` (all of one level), the env's own instruction replaced by the asked one, so the
+    episode ends with success exactly when minigrid's verifier says it was carried out.
+
+    Each view is encoded once, when it arrives, and each instruction once per episode, instead of
+    every step of the K-frame window; with at least ``MIN_ROWS`` rows in a matrix product a row's
+    result does not depend on the others (:data:`justask.models.common.MIN_ROWS`), so fewer live
+    slots are padded with repeats of themselves and an ask's actions are the ones the full forward
+    pass gives, whatever else runs beside it (tests/families/language/test_inference.py)."""
+
+    def __init__(self, model, vocab, asks: list[dict], envs, device: torch.device):
+        n, k = envs.num_envs, model.context
+        self.model, self.asks, self.envs, self.device, self.k = model, asks, envs, device, k
+        self.text = {name: torch.as_tensor(v, device=device) for name, v in
+                     instruction_features(model.spec.encoder, [a["text"] for a in asks], vocab).items()}
+        self.ask = np.zeros(n, np.int64)  # the ask each slot holds
+        self.images = np.zeros((n, k, 7, 7, 3), np.uint8)
+        self.dirs = np.zeros((n, k), np.int64)
+        self.features: list[torch.Tensor | None] = [None] * n  # (K, hidden) view features of the window
+        self.instruction: list[torch.Tensor | None] = [None] * n
+
+    def start(self, slot: int, episode_index: int) -> None:
+        ask = self.asks[episode_index]
+        u = self.envs.envs[slot].unwrapped
+        u.instrs = parse(ask["instruction"]).to_minigrid()
+        u.instrs.reset_verifier(u)
+        u.mission = ask["text"]  # what the agent was told, not the level's own mission
+        self.ask[slot] = episode_index
+        self.images[slot], self.dirs[slot] = 0, 0
+        self.features[slot] = self.instruction[slot] = None
+
+    def act(self, obs: dict, active: np.ndarray) -> np.ndarray:
+        live = np.flatnonzero(active)
+        for window, now in ((self.images, obs["image"]), (self.dirs, obs["direction"])):
+            window[live, :-1] = window[live, 1:]
+            window[live, -1] = now[live]
+        rows = np.resize(live, max(len(live), MIN_ROWS))  # live slots, repeated up to MIN_ROWS rows
+        actions = np.zeros(len(active), np.int64)
+        with torch.inference_mode():
+            actions[live] = self._act(rows)[:len(live)]
+        return actions
+
+    def _act(self, rows: np.ndarray) -> np.ndarray:
+        model, device = self.model, self.device
+        new = [j for j, s in enumerate(rows) if self.features[s] is None]
+        if new:  # encode each instruction once, when its episode starts (padded to MIN_ROWS rows)
+            asks = [self.ask[rows[j]] for j in new]
+            key = model.instruction.input_key
+            encoded = model.instruction({key: self.text[key][asks + asks[:1] * (MIN_ROWS - len(asks))]})
+            for j, c in zip(new, encoded, strict=False):  # drops the padding
+                self.instruction[rows[j]] = c
+        cond = torch.stack([self.instruction[s] for s in rows])  # (B, hidden)
+        views = np.concatenate([self.images[rows, -1], np.zeros((len(new), 7, 7, 3), np.uint8)])
+        f = model.frame_features(torch.as_tensor(views, device=device), torch.cat([cond, cond[new]]))
+        empty = dict(zip(new, f[len(rows):], strict=True))  # a new window starts as K empty views
+        windows = torch.stack([empty[j].expand(self.k, -1) if self.features[s] is None else self.features[s]
+                               for j, s in enumerate(rows)])
+        windows = torch.cat([windows[:, 1:], f[:len(rows), None]], dim=1)
+        for s, w in zip(rows, windows, strict=True):
+            self.features[s] = w
+        dirs = torch.as_tensor(self.dirs[rows], device=device)
+        return model.window_logits(windows, dirs)[:, -1].argmax(-1).cpu().numpy()
+
+    def observe(self, rewards: np.ndarray, ended: np.ndarray, active: np.ndarray) -> None:
+        pass
+
+
+def rollout_asks(model, vocab, asks: list[dict], device: torch.device,
+                 num_envs: int = 32, frames: bool = False) -> list[dict]:
+    """Run one episode per ask (``level``, ``env_seed``, ``instruction`` the verifier checks,
+    ``text`` the policy is told) with ``model``, the asks of each level across ``num_envs`` envs;
+    returns ``success`` and ``length`` per ask, in order, and with ``frames=True`` the rendered
+    ``frames`` of each episode too."""
+    results: list[dict] = [{}] * len(asks)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small forward passes: threads only add overhead
+    try:
+        for level in dict.fromkeys(a["level"] for a in asks):
+            index = [i for i, a in enumerate(asks) if a["level"] == level]
+            group = [asks[i] for i in index]
+            envs = make_grid_vector_env(min(num_envs, len(group)), level, render_mode="rgb_array" if frames else None)
+            try:
+                episodes = run_episodes(envs, [a["env_seed"] for a in group],
+                                        AskPolicy(model, vocab, group, envs, device), record=False, frames=int(frames))
+            finally:
+                envs.close()
+            for i, e in zip(index, episodes, strict=True):
+                results[i] = {"success": bool(e.terminations[-1] and e.rewards[-1] > 0), "length": len(e)}
+                if frames:
+                    results[i]["frames"] = e.frames
+    finally:
+        torch.set_num_threads(threads)
+    return results

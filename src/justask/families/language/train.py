@@ -1,0 +1,116 @@
+"""train (language): fit every instruction-conditioned policy on every seed, with the one loop.
+
+Per model (``families.language.train.models``): Optuna tunes it first when ``tune: true`` (same study
+storage and search space as every family), then each seed is fitted and saved as
+``artifacts/language/train/<model>/seed<k>/model.pt`` (weights, settings and vocabulary; loads
+with ``weights_only=True``). Every trial and fit is an MLflow run; every fit is registered as
+``justask-language-<model>``, a pyfunc model on image, direction and instruction
+(:class:`InstructionPolicyModel`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from functools import partial
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import torch
+
+from justask.config import Params
+from justask.device import pick_device
+from justask.errors import StageFailed
+from justask.io import write_json, write_text
+from justask.paths import family_paths
+from justask.seeding import seed_everything
+from justask.tracking import setup_mlflow
+from justask.training.loop import Loop
+from justask.training.resume import Resume
+from justask.training.runs import curves_csv, fit_and_save
+from justask.training.tune import tune
+
+from .grammar import Vocabulary
+from .policy import GridSpec, candidate, instruction_features, load_policy, save_policy
+from .table import InstructionSteps, InstructionTable
+
+
+class InstructionPolicyModel(mlflow.pyfunc.PythonModel):
+    """The registered form of an instruction policy: ``predict`` maps columns ``image`` (a 7x7x3
+    nested list, minigrid's encoding), ``direction`` and ``instruction`` (text) to actions, one
+    frame at a time."""
+
+    def load_context(self, context) -> None:
+        self.model, self.vocab, _ = load_policy(Path(context.artifacts["checkpoint"]))
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
+        n = len(model_input)
+        batch = {
+            "images": torch.as_tensor(np.stack([np.asarray(x, np.uint8) for x in model_input["image"]]))[:, None],
+            "directions": torch.as_tensor(model_input["direction"].to_numpy(np.int64))[:, None],
+            "mask": torch.ones(n, 1, dtype=torch.bool),
+        }
+        features = instruction_features(self.model.spec.encoder, list(model_input["instruction"]), self.vocab)
+        return self.model.act(batch | {k: torch.as_tensor(v) for k, v in features.items()}).numpy()
+
+
+def train(params: Params, root: Path = Path(".")) -> None:
+    cfg = params.family("language").train
+    paths = family_paths("language", root)
+    device = pick_device(cfg.device)
+    seed_everything(params.seed)
+    mlflow = setup_mlflow(params.tracking, root)
+    t0 = time.perf_counter()
+    tables = {}
+    for data in {m.data for m in cfg.models.values()}:
+        try:
+            tables[data] = InstructionTable.load(paths.relabel / data)
+        except FileNotFoundError as e:
+            raise StageFailed(str(e)) from None
+    _, meta = tables["relabeled"] if "relabeled" in tables else next(iter(tables.values()))
+    vocab = Vocabulary(tuple(meta["vocabulary"]))
+    features_cache: dict[str, dict[str, np.ndarray]] = {}
+    curves: list[dict] = []
+
+    for name, mcfg in cfg.models.items():
+        table, tmeta = tables[mcfg.data]
+        if mcfg.encoder not in features_cache:
+            features_cache[mcfg.encoder] = instruction_features(mcfg.encoder, tmeta["instructions"], vocab)
+        features = features_cache[mcfg.encoder]
+        spec = GridSpec(act_dim=7, encoder=mcfg.encoder, vocab_size=len(vocab.words))
+        try:
+            train_data = InstructionSteps(table, 0, features, device, mirror=cfg.mirror)
+            val_data = InstructionSteps(table, 1, features, device, max_rows=cfg.val_rows)
+        except ValueError as e:
+            raise StageFailed(f"families.language.train.models.{name}: {e}") from None
+        with mlflow.start_run(run_name=f"language-{name}"):
+            mlflow.set_tags({"family": "language", "model": name, "data": mcfg.data, "encoder": mcfg.encoder,
+                             "profile": params.profile})
+            hp = mcfg.hp
+            if mcfg.tune and cfg.tune.n_trials > 0:
+                hp, _ = tune(f"language-{name}", hp, partial(candidate, spec), train_data, val_data, cfg=cfg,
+                             steps=mcfg.steps, seed=params.seed, device=device, mlflow=mlflow,
+                             storage_path=root / "artifacts" / "optuna" / f"language-{name}")
+            write_json(paths.train / name / "hparams.json", {"model": name, "hp": hp, "steps": mcfg.steps,
+                                                            "data": mcfg.data, "encoder": mcfg.encoder})
+            for seed in cfg.seeds:
+                build, optimisation = candidate(spec, hp, mcfg.steps)
+                curves += fit_and_save(
+                    mlflow, run_name=f"language-{name}-seed{seed}",
+                    label={"dataset": mcfg.data, "model": name, "seed": seed}, hp=hp, build=build,
+                    train=train_data, val=val_data, optimisation=optimisation,
+                    loop=Loop(cfg.eval_every, cfg.patience, seed, device, cfg.val_batch),
+                    save=partial(_save, hp, spec, vocab), run_dir=paths.train / name / f"seed{seed}",
+                    meta={"model": name, "seed": seed}, register_as=f"justask-language-{name}",
+                    pyfunc=InstructionPolicyModel(),
+                    resume=Resume(paths.resume_file(mcfg.data, name, seed), {"hp": hp, "spec": repr(spec)}),
+                    fix=f"lower families.language.train.models.{name}.lr")
+            print(f"train (language): {name} done ({time.perf_counter() - t0:.0f}s)")
+    write_text(paths.base / "curves.csv", curves_csv(curves))
+    shutil.rmtree(paths.checkpoints, ignore_errors=True)  # every fit finished: nothing to resume
+
+
+def _save(hp: dict, spec: GridSpec, vocab: Vocabulary, path: Path, model: torch.nn.Module, meta: dict) -> None:
+    save_policy(path, hp, spec, model, vocab, meta)

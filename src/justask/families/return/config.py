@@ -1,0 +1,70 @@
+"""Params schema of the ``return`` family (``families.return`` in params.yaml)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+
+from justask.lunar.config import BehaviourSpec, EnvConfig
+from justask.settings import MODEL_KINDS, FamilySection, FitConfig, Increasing, PolicyConfig, Strict, ValidateConfig
+
+
+class CollectConfig(Strict):
+    workers: Annotated[int, Field(ge=1, le=64)] = 2
+    envs_per_worker: Annotated[int, Field(ge=1, le=512)] = 16
+    reference_episodes: Annotated[int, Field(ge=2)] = 50
+    datasets: dict[str, list[BehaviourSpec]]
+
+    @field_validator("datasets")
+    @classmethod
+    def non_empty(cls, v: dict[str, list[BehaviourSpec]]) -> dict[str, list[BehaviourSpec]]:
+        if not v:
+            raise ValueError("declare at least one dataset (name: list of behaviours)")
+        for name, mix in v.items():
+            if not mix:
+                raise ValueError(f"dataset {name!r} has no behaviours")
+            names = [b.name for b in mix]
+            if len(set(names)) != len(names):
+                raise ValueError(f"dataset {name!r} lists a behaviour twice: {names}")
+            if sum(b.episodes for b in mix) < 2:
+                raise ValueError(f"dataset {name!r} has {sum(b.episodes for b in mix)} episode in all; relabel "
+                                 "splits episodes into training and validation, so raise episodes to 2 or more")
+        return v
+
+
+class RelabelConfig(Strict):
+    val_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.1
+    # Evaluation targets as fractions of the expert's reference return (0 = random, 1 = expert).
+    target_fractions: Annotated[list[Annotated[float, Field(ge=-1.0, le=3.0)]], Increasing] = [0.3, 0.6, 0.9, 1.0, 1.2]
+
+
+class TrainConfig(FitConfig):
+    models: dict[str, PolicyConfig]
+
+    @field_validator("models")
+    @classmethod
+    def known_models(cls, v: dict[str, PolicyConfig]) -> dict[str, PolicyConfig]:
+        unknown = set(v) - set(MODEL_KINDS)
+        if unknown:
+            raise ValueError(f"unknown model(s) {sorted(unknown)}; allowed: {', '.join(MODEL_KINDS)}")
+        if not v:
+            raise ValueError("train at least one model")
+        return v
+
+
+class EvaluateConfig(Strict):
+    episodes: Annotated[int, Field(ge=1)] = 10  # per (model, seed, target)
+    num_envs: Annotated[int, Field(ge=1, le=1024)] = 64
+    bootstrap_reps: Annotated[int, Field(ge=100)] = 2000
+    gif: bool = True
+    gif_max_steps: Annotated[int, Field(gt=0)] = 400
+
+
+class ReturnConfig(FamilySection):
+    env: EnvConfig
+    collect: CollectConfig
+    validate_: ValidateConfig = Field(alias="validate")
+    relabel: RelabelConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig

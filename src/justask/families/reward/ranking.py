@@ -1,0 +1,157 @@
+"""A learned reward r(s) trained to rank trajectory snippets (T-REX / D-REX): the net, its
+ensemble as a reward function, its checkpoints, and the learned returns of a step table.
+
+Brown et al., "Extrapolating Beyond Suboptimal Demonstrations via Inverse Reinforcement Learning
+from Observations" (T-REX, 2019) and "Better-than-Demonstrator Imitation Learning via
+Automatically-Ranked Demonstrations" (D-REX, 2019). The predicted return of a snippet is the sum
+of r over its steps; the Bradley-Terry model says P(b preferred to a) = softmax(R_a, R_b)[b], and
+the loss is the cross-entropy against which snippet was ranked higher.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from justask.errors import CheckpointError
+from justask.models.common import Normalizer
+from justask.paths import family_paths
+from justask.steps import Spec, StepTable, returns_to_go
+from justask.training.checkpoints import read_payload, rebuild
+from justask.training.loop import Optimisation
+
+from .pairs import RankingTable, SnippetPairs
+
+
+class RewardNet(nn.Module):
+    context = 1  # the trainer's window length; a pair batch carries its own snippet length
+
+    def __init__(self, spec, hidden: int = 128, layers: int = 2, dropout: float = 0.0):
+        super().__init__()
+        self.spec = spec
+        self.norm = Normalizer(spec)
+        dims = [spec.obs_dim] + [hidden] * layers
+        blocks: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:], strict=True):
+            blocks += [nn.Linear(a, b), nn.GELU(), nn.Dropout(dropout)]
+        self.body = nn.Sequential(*blocks, nn.Linear(hidden, 1))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Reward of each state: (..., obs_dim) -> (...)."""
+        return self.body(self.norm.obs(obs)).squeeze(-1)
+
+    def snippet_returns(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, 2) predicted returns of the two snippets of each pair (padding masked out)."""
+        return (self(batch["obs"]) * batch["mask"]).sum(-1)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.cross_entropy(self.snippet_returns(batch).float(), batch["label"].long())
+
+
+class LearnedReward:
+    """An ensemble of reward nets as a NumPy function of observations.
+
+    Each member's output is divided by its own scale (the standard deviation of its per-step
+    rewards on the training data) before averaging, so no member dominates because the ranking
+    loss happened to leave it with larger outputs. Rewards are not centred: shifting r by a
+    constant would reward or punish episode length, which the ranking taught nothing about.
+    """
+
+    def __init__(self, members: list[RewardNet], scales: list[float], device: torch.device | str = "cpu"):
+        if len(members) != len(scales) or not members:
+            raise ValueError("need one scale per ensemble member, and at least one member")
+        self.members = [m.to(device).eval() for m in members]
+        self.scales = [float(s) for s in scales]
+        self.device = device
+
+    @torch.no_grad()
+    def per_member(self, obs: np.ndarray, batch: int = 65536) -> np.ndarray:
+        """(members, N) raw rewards of ``obs`` (N, obs_dim)."""
+        out = np.empty((len(self.members), len(obs)), np.float64)
+        for i in range(0, len(obs), batch):
+            x = torch.as_tensor(np.asarray(obs[i:i + batch], np.float32), device=self.device)
+            for k, m in enumerate(self.members):
+                out[k, i:i + batch] = m(x).double().cpu().numpy()
+        return out
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """(N,) ensemble reward of ``obs`` (N, obs_dim)."""
+        raw = self.per_member(obs)
+        return (raw / np.asarray(self.scales)[:, None]).mean(0)
+
+
+def load_reward_net(path, device: torch.device | str = "cpu") -> RewardNet:
+    """Rebuild one ensemble member from its ``model.pt``; :class:`CheckpointError` naming the file otherwise."""
+    from justask.models import spec_of
+
+    payload = read_payload(path, device, ("reward",), "reward family's learned reward")
+    model = rebuild(path, payload, lambda p: RewardNet(spec_of(p), hidden=p["hp"]["hidden"], layers=p["hp"]["layers"],
+                                                        dropout=p["hp"]["dropout"]), "a reward net")
+    return model.to(device).eval()
+
+
+def ranking_dir(root: Path) -> Path:
+    return family_paths("reward", root).train / "ranking"
+
+
+def load_learned_reward(root: Path, device: torch.device | str = "cpu") -> tuple[LearnedReward, dict]:
+    """The trained ensemble as a NumPy reward function, and ``ensemble.json``."""
+    folder = ranking_dir(root)
+    index = folder / "ensemble.json"
+    try:
+        info = json.loads(index.read_text())
+        n, scales = int(info["members"]), info["scales"]
+    except (ValueError, TypeError, KeyError) as e:  # FileNotFoundError passes: the caller names the stage
+        raise CheckpointError(f"{index}: not a valid ensemble index ({type(e).__name__}: {e}); "
+                              "re-run `dvc repro train@reward` to rebuild it.") from e
+    if n < 1 or len(scales) != n:
+        raise CheckpointError(f"{index}: lists {n} members but {len(scales)} scales; "
+                              "re-run `dvc repro train@reward` to rebuild it.")
+    members = [load_reward_net(folder / f"member{k}" / "model.pt", device) for k in range(n)]
+    dims = {m.spec.obs_dim for m in members}
+    if len(dims) > 1:
+        raise CheckpointError(f"{folder}: ensemble members read observations of different sizes {sorted(dims)}; "
+                              "re-run `dvc repro train@reward` to rebuild them together.")
+    return LearnedReward(members, scales, device), info
+
+
+def ranking_spec(table: RankingTable, max_episode_steps: int) -> Spec:
+    """Input spec of the reward nets: observation statistics of the training episodes."""
+    rows = np.repeat(table.split, table.lengths) == 0
+    obs = table.observations[rows]
+    return Spec(obs_dim=obs.shape[1], act_dim=1, discrete=False, max_timestep=max_episode_steps,
+                obs_mean=tuple(float(x) for x in obs.mean(0)), obs_std=tuple(float(x) for x in obs.std(0)),
+                return_scale=1.0)
+
+
+@torch.no_grad()
+def pair_accuracy(members: list[RewardNet], scales: list[float], pairs: SnippetPairs, batch: int = 1024) -> float:
+    """Fraction of pairs whose higher-ranked snippet gets the higher (ensemble) predicted return."""
+    hits = 0
+    for i in range(0, len(pairs), batch):
+        b = pairs.windows(pairs.rows[i:i + batch], 1)
+        returns = sum(m.eval().snippet_returns(b) / s for m, s in zip(members, scales, strict=True))
+        hits += int((returns.argmax(-1) == b["label"]).sum())
+    return hits / len(pairs)
+
+
+def learned_table(steps: StepTable, reward: LearnedReward) -> StepTable:
+    """``steps`` with return-to-go and episode returns computed from the learned reward."""
+    r = reward(steps.observations)
+    rtg = np.concatenate([returns_to_go(r[a:b]) for a, b in zip(steps.starts[:-1], steps.starts[1:], strict=True)])
+    returns = np.array([r[a:b].sum() for a, b in zip(steps.starts[:-1], steps.starts[1:], strict=True)])
+    return StepTable(observations=steps.observations, actions=steps.actions, rtg=rtg.astype(np.float32),
+                     timesteps=steps.timesteps, episode=steps.episode, starts=steps.starts, returns=returns,
+                     split=steps.split)
+
+
+def ranking_candidate(spec: Spec, hp: dict, steps: int) -> tuple[partial, Optimisation]:
+    """A reward net with ``hp`` fitted for ``steps`` (see :data:`justask.training.tune.Candidate`)."""
+    return (partial(RewardNet, spec, hidden=hp["hidden"], layers=hp["layers"], dropout=hp["dropout"]),
+            Optimisation(lr=hp["lr"], weight_decay=hp["weight_decay"], batch_size=hp["batch_size"], steps=steps))

@@ -1,0 +1,26 @@
+"""The seed streams of every group of episodes the reward family rolls out: collect draws its
+episodes from them, evaluate keeps its frozen seeds disjoint from them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from justask.seeding import stream_seeds
+
+if TYPE_CHECKING:
+    from justask.config import Params
+
+
+def seed_streams(params: Params) -> dict[str, tuple[str, int]]:
+    """Every group of episodes collect rolls out: name -> (seed stream, episode count)."""
+    cfg = params.family("reward").collect
+    streams = {"demos": (f"reward/demos/{cfg.demonstrator}", cfg.demos)}
+    streams |= {f"noise/{e:g}": (f"reward/noise/{e:g}", cfg.episodes_per_noise) for e in cfg.noise}
+    streams |= {f"held_out/{b.name}": (f"reward/held_out/{b.name}", b.episodes) for b in cfg.held_out}
+    streams |= {f"reference/{r}": (f"reward/reference/{r}", cfg.reference_episodes) for r in ("expert", "random")}
+    return streams
+
+
+def collect_env_seeds(params: Params) -> set[int]:
+    """Every env seed collect uses (evaluation must avoid them)."""
+    return {s for stream, n in seed_streams(params).values() for s in stream_seeds(params.seed, stream, n)}

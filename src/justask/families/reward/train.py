@@ -1,0 +1,122 @@
+"""train (reward): learn a reward by ranking, relabel the noise-injection data with it, then fit
+return-conditioned policies on the learned returns. The env's reward is never read here.
+
+1. **Ranking.** ``train.ranking.ensemble`` reward nets r(s), each fitted with the T-REX loss on the
+   ranked snippet pairs by the one training loop (optionally Optuna-tuned first); saved as
+   ``ranking/member<k>/model.pt``, with each member's output scale and the validation pair
+   accuracy in ``ranking/ensemble.json``.
+2. **Learned returns.** Every step of the noise-injection data gets the ensemble's reward;
+   return-to-go and episode returns follow (``learned/``, a step table like the return family's).
+3. **Policies.** Each model of ``train.models`` (RvS, DT) is fitted on the learned returns, per
+   seed, exactly as in the return family (``policies/<model>/seed<k>/model.pt``), and registered
+   in the MLflow model registry as ``justask-reward-<model>``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from justask.config import Params
+from justask.device import pick_device
+from justask.errors import StageFailed
+from justask.io import write_json, write_text
+from justask.paths import family_paths
+from justask.policies import fit_policy
+from justask.seeding import seed_everything
+from justask.steps import StepTable, data_spec
+from justask.tracking import setup_mlflow
+from justask.training.checkpoints import file_sha256, save_checkpoint
+from justask.training.loop import Loop, fit
+from justask.training.resume import Resume
+from justask.training.runs import curves_csv, log_curve
+from justask.training.tune import tune
+
+from .pairs import RankingTable, SnippetPairs, load_pairs
+from .ranking import LearnedReward, learned_table, pair_accuracy, ranking_candidate, ranking_dir, ranking_spec
+
+
+def train(params: Params, root: Path = Path(".")) -> None:
+    fam = params.family("reward")
+    cfg = fam.train
+    paths = family_paths("reward", root)
+    device = pick_device(cfg.device)
+    seed_everything(params.seed)
+    mlflow = setup_mlflow(params.tracking, root)
+    t0 = time.perf_counter()
+    try:
+        table, _ = RankingTable.load(paths.relabeled("ranking"))
+        pairs_train, _ = load_pairs(paths.relabeled("pairs_train"))
+        pairs_val, _ = load_pairs(paths.relabeled("pairs_val"))
+        steps, steps_meta = StepTable.load(paths.relabeled("steps"), "dvc repro relabel@reward")
+    except FileNotFoundError as e:
+        raise StageFailed(str(e)) from None
+    curves: list[dict] = []
+
+    # 1. The ranking ensemble.
+    rcfg = cfg.ranking
+    spec = ranking_spec(table, fam.env.max_episode_steps)
+    train_pairs = SnippetPairs(table, pairs_train, device)
+    val_pairs = SnippetPairs(table, pairs_val, device, max_rows=cfg.val_rows)
+    members, scales = [], []
+    with mlflow.start_run(run_name="reward-ranking"):
+        mlflow.set_tags({"family": "reward", "model": "ranking", "profile": params.profile})
+        hp = rcfg.hp
+        if rcfg.tune and cfg.tune.n_trials > 0:
+            hp, _ = tune("reward-ranking", hp, partial(ranking_candidate, spec), train_pairs, val_pairs, cfg=cfg,
+                         steps=rcfg.steps, seed=params.seed, device=device, mlflow=mlflow,
+                         storage_path=root / "artifacts" / "optuna" / "reward-ranking")
+        train_rows = np.repeat(table.split, table.lengths) == 0
+        for k in range(rcfg.ensemble):
+            seed = params.seed + k
+            with mlflow.start_run(run_name=f"reward-ranking-member{k}", nested=True):
+                mlflow.log_params({**hp, "member": k, "seed": seed, "steps": rcfg.steps})
+                build, optimisation = ranking_candidate(spec, hp, rcfg.steps)
+                result = fit(build, train_pairs, val_pairs, optimisation,
+                             Loop(cfg.eval_every, cfg.patience, seed, device, cfg.val_batch), log=log_curve(mlflow),
+                             resume=Resume(paths.resume_file("ranking", f"member{k}", seed),
+                                           {"kind": "reward", "hp": hp, "spec": repr(spec)}))
+                if not np.isfinite(result.best_val_loss):
+                    raise StageFailed(f"reward/ranking/member{k}: validation loss is not finite; "
+                                      "lower families.reward.train.ranking.lr")
+                scale = float(LearnedReward([result.model], [1.0], device).per_member(
+                    table.observations[train_rows]).std())
+                accuracy = pair_accuracy([result.model], [scale], val_pairs)
+                mlflow.log_metrics({"best_val_loss": result.best_val_loss, "val_pair_accuracy": accuracy})
+                ckpt = ranking_dir(root) / f"member{k}" / "model.pt"
+                save_checkpoint(ckpt, "reward", hp, spec, result.model,
+                                {"member": k, "seed": seed, "best_val_loss": result.best_val_loss,
+                                 "best_step": result.best_step, "val_pair_accuracy": accuracy})
+                mlflow.set_tags({"checkpoint": str(ckpt), "checkpoint_sha256": file_sha256(ckpt)})
+                members.append(result.model)
+                scales.append(max(scale, 1e-8))
+                curves += [{"dataset": "ranking", "model": f"member{k}", "seed": seed, **p} for p in result.curve]
+        accuracy = pair_accuracy(members, scales, val_pairs)
+        mlflow.log_metric("ensemble_val_pair_accuracy", accuracy)
+    write_json(ranking_dir(root) / "ensemble.json", {"members": len(members), "scales": scales, "hp": hp,
+                                                     "val_pair_accuracy": accuracy})
+    print(f"train (reward): ranking ensemble of {len(members)}, validation pair accuracy {accuracy:.3f} "
+          f"({time.perf_counter() - t0:.0f}s)")
+
+    # 2. Learned returns on the noise-injection data.
+    learned = learned_table(steps, LearnedReward(members, scales, device))
+    lo, hi = float(learned.returns.min()), float(learned.returns.max())
+    meta = {**steps_meta, "rtg": "learned reward (ensemble)", "ref_min_score": lo, "ref_max_score": hi,
+            "learned_return_min": lo, "learned_return_max": hi}
+    learned.save(paths.train / "learned", meta)
+
+    # 3. Return-conditioned policies on the learned returns.
+    pspec = data_spec(learned, meta)
+    for kind, mcfg in cfg.models.items():
+        hp, rows = fit_policy(mlflow, paths=paths, dataset="learned", folder="policies", kind=kind, mcfg=mcfg,
+                              table=learned, spec=pspec, cfg=cfg, seed=params.seed, device=device,
+                              profile=params.profile, register_as=f"justask-reward-{kind}")
+        write_json(paths.train / "policies" / kind / "hparams.json", {"model": kind, "hp": hp, "steps": mcfg.steps})
+        curves += rows
+        print(f"train (reward): {kind} done ({time.perf_counter() - t0:.0f}s)")
+    write_text(paths.base / "curves.csv", curves_csv(curves))
+    shutil.rmtree(paths.checkpoints, ignore_errors=True)  # every fit finished: nothing to resume

@@ -1,0 +1,69 @@
+"""Fitting return-conditioned policies (:mod:`justask.models`) on a relabeled step table: what the
+train stages of every family that asks for a return share.
+
+Per model kind: the episodes it learns from (%BC keeps the top fraction by return), Optuna
+first when the model is conditioned and ``tune: true``, then one tracked, saved and registered fit
+per training seed (:func:`justask.training.runs.fit_and_save`).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from justask.models import CONDITIONED, Spec, candidate
+from justask.paths import FamilyPaths
+from justask.settings import FitConfig, PolicyConfig
+from justask.steps import Steps, StepTable
+from justask.training.checkpoints import save_checkpoint
+from justask.training.loop import Loop
+from justask.training.resume import Resume
+from justask.training.runs import fit_and_save
+from justask.training.tune import tune
+
+
+def episodes_for(kind: str, table: StepTable, split: int, top_fraction: float) -> np.ndarray:
+    """Episodes a model trains (split 0) or validates (split 1) on; %BC keeps the top fraction
+    of each split by return."""
+    eps = np.flatnonzero(table.split == split)
+    if kind != "pct_bc":
+        return eps
+    keep = max(1, int(round(top_fraction * len(eps))))
+    return np.sort(eps[np.argsort(-table.returns[eps], kind="stable")][:keep])
+
+
+def fit_policy(mlflow, *, paths: FamilyPaths, dataset: str, folder: str, kind: str, mcfg: PolicyConfig,
+               table: StepTable, spec: Spec, cfg: FitConfig, seed: int, device: torch.device, profile: str,
+               register_as: str) -> tuple[dict, list[dict]]:
+    """Tune (when asked) and fit model ``kind`` on every seed of ``cfg.seeds``, saving each under
+    ``paths.train/folder/kind/seed<k>/``; returns the hyper-parameters used and the curve rows.
+    ``dataset`` labels the runs, checkpoints and curves; ``register_as`` names the registered model."""
+    family = paths.family
+    train = Steps(table, episodes_for(kind, table, 0, mcfg.top_fraction), device)
+    val = Steps(table, episodes_for(kind, table, 1, mcfg.top_fraction), device, max_rows=cfg.val_rows)
+    curves: list[dict] = []
+    with mlflow.start_run(run_name=f"{family}-{dataset}-{kind}"):
+        mlflow.set_tags({"family": family, "dataset": dataset, "model": kind, "profile": profile})
+        hp = mcfg.hp
+        if mcfg.tune and kind in CONDITIONED and cfg.tune.n_trials > 0:
+            hp, _ = tune(f"{family}-{dataset}-{kind}", hp, partial(candidate, kind, spec), train, val, cfg=cfg,
+                         steps=mcfg.steps, seed=seed, device=device, mlflow=mlflow,
+                         storage_path=paths.root / "artifacts" / "optuna" / f"{family}-{dataset}-{kind}")
+        for s in cfg.seeds:
+            build, optimisation = candidate(kind, spec, hp, mcfg.steps)
+            curves += fit_and_save(
+                mlflow, run_name=f"{dataset}-{kind}-seed{s}", label={"dataset": dataset, "model": kind, "seed": s},
+                hp=hp, build=build, train=train, val=val, optimisation=optimisation,
+                loop=Loop(cfg.eval_every, cfg.patience, s, device, cfg.val_batch),
+                save=partial(_save, kind, hp, spec), run_dir=paths.run_dir(folder, kind, s),
+                meta={"dataset": dataset, "seed": s}, register_as=register_as,
+                resume=Resume(paths.resume_file(folder, kind, s), {"kind": kind, "hp": hp, "spec": repr(spec)}),
+                fix=f"lower the {kind} model's lr in params.yaml or check the relabeled data")
+    return hp, curves
+
+
+def _save(kind: str, hp: dict, spec: Spec, path: Path, model: torch.nn.Module, meta: dict) -> None:
+    save_checkpoint(path, kind, hp, spec, model, meta)

@@ -1,0 +1,70 @@
+"""A tracked fit: one seed of one model fitted by the loop as a nested MLflow run, saved as
+``model.pt`` + ``curve.csv`` and registered in MLflow's model registry; and the curves CSV every
+family's train stage writes for ``dvc plots``.
+
+MLflow points at the checkpoint, never the other way round: the run is tagged with the file's path
+and SHA-256, so the tracked file is the same bytes on every rerun.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from justask.errors import StageFailed
+from justask.io import write_text
+from justask.registry import register
+from justask.training.checkpoints import file_sha256
+from justask.training.loop import Batches, Loop, Optimisation, fit
+from justask.training.resume import Resume
+
+CURVE_FIELDS = ["dataset", "model", "seed", "step", "train_loss", "val_loss"]
+
+
+def curves_csv(rows: list[dict]) -> str:
+    """Training curves as CSV (``CURVE_FIELDS``), the ``dvc plots`` source of every family."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CURVE_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in CURVE_FIELDS})
+    return buf.getvalue()
+
+
+def log_curve(mlflow) -> Callable[[dict], None]:
+    """A ``fit(log=...)`` callback logging each evaluation to the active MLflow run."""
+    return lambda p: mlflow.log_metrics({"val_loss": p["val_loss"], "train_loss": p["train_loss"]}, step=p["step"])
+
+
+def fit_and_save(mlflow, *, run_name: str, label: dict, hp: dict, build: Callable[[], torch.nn.Module],
+                 train: Batches, val: Batches, optimisation: Optimisation, loop: Loop,
+                 save: Callable[[Path, torch.nn.Module, dict], None], run_dir: Path, meta: dict,
+                 register_as: str | None = None, pyfunc=None, resume: Resume | None = None,
+                 fix: str = "lower its lr in params.yaml or check the relabeled data") -> list[dict]:
+    """Fit one seed as a nested MLflow run; ``save(path, model, meta)`` writes ``run_dir/model.pt``
+    (``meta`` plus the best validation loss and step); ``curve.csv`` goes beside it; with
+    ``register_as`` the checkpoint is registered as that model, ``pyfunc`` (see
+    :func:`justask.registry.register`) wrapping it. ``label`` (dataset, model, seed) heads each
+    curve row; returns the rows. ``fix`` ends the message of a non-finite validation loss."""
+    with mlflow.start_run(run_name=run_name, nested=True):
+        # Threads are logged: on CPU a transformer's trained weights depend on them (benchmarks/README.md).
+        mlflow.log_params({**hp, "seed": loop.seed, "steps": optimisation.steps, "device": loop.device.type,
+                           "threads": torch.get_num_threads()})
+        result = fit(build, train, val, optimisation, loop, resume=resume, log=log_curve(mlflow))
+        if not math.isfinite(result.best_val_loss):
+            raise StageFailed(f"{run_name}: validation loss is not finite; {fix}")
+        mlflow.log_metrics({"best_val_loss": result.best_val_loss, "best_step": result.best_step,
+                            "train_seconds": result.seconds, "samples_per_second": result.samples_per_second})
+        ckpt = run_dir / "model.pt"
+        save(ckpt, result.model, {**meta, "best_val_loss": result.best_val_loss, "best_step": result.best_step})
+        mlflow.set_tags({"checkpoint": str(ckpt), "checkpoint_sha256": file_sha256(ckpt)})
+        rows = [{**label, **p} for p in result.curve]
+        write_text(run_dir / "curve.csv", curves_csv(rows))
+        if register_as is not None:
+            register(mlflow, ckpt, register_as, pyfunc)
+    return rows

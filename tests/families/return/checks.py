@@ -1,0 +1,26 @@
+"""What the return family's end-to-end run must leave behind (called by tests/pipeline/test_pipeline.py)."""
+
+import json
+from pathlib import Path
+
+from helpers import BIN, run
+from justask.config import load_params
+
+
+def check_outputs(repo: Path) -> None:
+    params = load_params(repo / "params.yaml").family("return")
+    metrics = json.loads((repo / "metrics" / "return.json").read_text())
+    assert set(metrics["datasets"]) == set(params.collect.datasets)
+    targets = {f"t{f:g}" for f in params.relabel.target_fractions}
+    for summary in metrics["datasets"].values():
+        models = summary["models"]
+        assert set(models) == set(params.train.models)
+        for kind, cells in models.items():
+            assert set(cells) == (targets if kind in ("rvs", "dt") else {"any"}), (kind, cells)
+            for cell in cells.values():
+                assert cell["episodes"] == len(params.train.seeds) * params.evaluate.episodes
+                assert cell["score_iqm_lo"] <= cell["score_iqm"] <= cell["score_iqm_hi"]
+    assert (repo / "metrics" / "return.csv").read_text().startswith("dataset,model,target_fraction,target,achieved")
+    assert list((repo / "artifacts" / "return" / "evaluate").glob("*.gif"))
+    shown = run([str(BIN / "justask"), "results", "return"], repo).stdout
+    assert all(d in shown for d in params.collect.datasets) and "rvs" in shown

@@ -1,0 +1,180 @@
+"""The reward family (D-REX): ranked snippet pairs, the T-REX loss, a learned reward that ranks,
+learned returns, rollouts that count down with the learned reward, and seeded data stages."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import ROOT
+from justask.config import load_params
+from justask.families.reward.evaluate import reward_correlation
+from justask.families.reward.pairs import Pairs, RankingTable, SnippetPairs, make_pairs
+from justask.families.reward.ranking import LearnedReward, RewardNet
+from justask.families.reward.train import learned_table, pair_accuracy, ranking_candidate, ranking_spec
+from justask.lunar.asking import ConditionedRollout
+from justask.lunar.config import EnvConfig
+from justask.models import Spec, build_model
+from justask.steps import StepTable
+from justask.training.loop import Loop, fit
+
+CPU = torch.device("cpu")
+
+
+def ranking_table(lengths=(30, 20, 25, 12), noise=(0.0, 0.5, 1.0, 0.5), split=None, seed=0) -> RankingTable:
+    rng = np.random.default_rng(seed)
+    n = sum(lengths)
+    return RankingTable(observations=rng.normal(size=(n, 3)).astype(np.float32),
+                        starts=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+                        noise=np.asarray(noise, np.float64),
+                        split=np.zeros(len(lengths), np.int8) if split is None else np.asarray(split, np.int8))
+
+
+def test_pairs_follow_the_noise_order_and_the_trex_start_rule():
+    table = ranking_table()
+    pairs = make_pairs(table, np.arange(4), 400, snippet=15, seed=0)
+    episode_of = np.repeat(np.arange(4), table.lengths)
+    ep_a, ep_b = episode_of[pairs.start_a], episode_of[pairs.start_b]
+    assert (table.noise[ep_a] != table.noise[ep_b]).all()  # never two episodes of one noise level
+    better = np.where(pairs.label == 1, ep_b, ep_a)
+    worse = np.where(pairs.label == 1, ep_a, ep_b)
+    assert (table.noise[better] < table.noise[worse]).all()  # label = the less noisy snippet
+    assert 0.35 < pairs.label.mean() < 0.65  # which side wins is a coin flip
+    start = lambda rows, eps: rows - table.starts[eps]  # noqa: E731 (offset inside the episode)
+    s_better = start(np.where(pairs.label == 1, pairs.start_b, pairs.start_a), better)
+    s_worse = start(np.where(pairs.label == 1, pairs.start_a, pairs.start_b), worse)
+    room = table.lengths[better] - pairs.length  # the latest start the better episode allows
+    assert (s_better >= np.minimum(s_worse, room)).all() and (s_better <= room).all()
+    assert (pairs.length == np.minimum(15, np.minimum(table.lengths[ep_a], table.lengths[ep_b]))).all()
+    again = make_pairs(table, np.arange(4), 400, snippet=15, seed=0)
+    assert all(np.array_equal(getattr(pairs, k), getattr(again, k)) for k in Pairs.ARRAYS)
+    with pytest.raises(ValueError, match="at least two noise levels"):
+        make_pairs(table, np.array([1, 3]), 10, snippet=5, seed=0)
+
+
+def test_snippet_batches_gather_the_right_steps_and_mask_padding():
+    table = ranking_table()
+    pairs = Pairs(start_a=np.array([0, 50]), start_b=np.array([30, 75]), length=np.array([4, 2]),
+                  label=np.array([1, 0]))
+    batch = SnippetPairs(table, pairs, CPU).windows(torch.tensor([0, 1]), 1)
+    assert batch["obs"].shape == (2, 2, 4, 3)
+    assert batch["mask"].tolist()[1] == [[True, True, False, False]] * 2
+    assert torch.equal(batch["obs"][0, 1], torch.from_numpy(table.observations[30:34]))
+    assert torch.equal(batch["obs"][1, 0, :2], torch.from_numpy(table.observations[50:52]))
+    assert batch["label"].tolist() == [1, 0]
+
+
+def test_trex_loss_is_bradley_terry_on_summed_rewards():
+    table = ranking_table()
+    spec = ranking_spec(table, 100)
+    model = RewardNet(spec, hidden=8, layers=1, dropout=0.0)
+    pairs = make_pairs(table, np.arange(4), 8, snippet=6, seed=1)
+    batch = SnippetPairs(table, pairs, CPU).sample(torch.Generator().manual_seed(0), 8, 1)
+    r = model(batch["obs"])
+    returns = (r * batch["mask"]).sum(-1)
+    p_label = torch.softmax(returns, -1).gather(1, batch["label"][:, None]).squeeze(1)
+    assert torch.allclose(model.loss(batch), -p_label.log().mean(), atol=1e-6)
+
+
+def test_a_learned_reward_recovers_the_hidden_ranking():
+    """Noise makes states worse along one hidden direction: ranking by noise alone must find it,
+    and the learned return must order unseen trajectories by that direction."""
+    rng = np.random.default_rng(0)
+    noise_levels = np.repeat([0.0, 0.5, 1.0], 8)
+    episodes = [rng.normal(size=(40, 3)) + np.array([-3.0 * eps, 0.0, 0.0]) for eps in noise_levels]
+    table = RankingTable(observations=np.concatenate(episodes).astype(np.float32),
+                         starts=np.arange(0, 40 * 25, 40).astype(np.int64), noise=noise_levels,
+                         split=np.tile([0, 0, 0, 1], 6).astype(np.int8))
+    train = SnippetPairs(table, make_pairs(table, np.flatnonzero(table.split == 0), 600, 10, 0), CPU)
+    val = SnippetPairs(table, make_pairs(table, np.flatnonzero(table.split == 1), 200, 10, 1), CPU)
+    hp = {"hidden": 16, "layers": 1, "dropout": 0.0, "lr": 3e-3, "weight_decay": 0.0, "batch_size": 32}
+    build, optimisation = ranking_candidate(ranking_spec(table, 40), hp, 300)
+    result = fit(build, train, val, optimisation, Loop(eval_every=50, patience=10, seed=0, device=CPU))
+    assert pair_accuracy([result.model], [1.0], val) > 0.9
+    reward = LearnedReward([result.model], [1.0])
+    shifts = np.linspace(-4, 1, 9)  # unseen trajectories, including better than the best in the data
+    predicted = [reward(rng.normal(size=(40, 3)) + [s, 0, 0]).sum() for s in shifts]
+    assert reward_correlation(shifts, np.array(predicted), demonstrator_return=0.0)["spearman"] > 0.9
+
+
+def test_ensemble_members_are_scaled_before_averaging():
+    spec = Spec(obs_dim=1, act_dim=1, discrete=False, max_timestep=10, obs_mean=(0.0,), obs_std=(1.0,),
+                return_scale=1.0)
+    a, b = (RewardNet(spec, hidden=4, layers=1, dropout=0.0) for _ in range(2))
+    x = np.linspace(-1, 1, 7)[:, None]
+    raw = LearnedReward([a, b], [1.0, 1.0]).per_member(x)
+    assert np.allclose(LearnedReward([a, b], [2.0, 4.0])(x), (raw[0] / 2 + raw[1] / 4) / 2)
+    with pytest.raises(ValueError, match="one scale per"):
+        LearnedReward([a], [1.0, 2.0])
+
+
+def test_learned_returns_replace_every_return_to_go():
+    steps = StepTable(observations=np.array([[1.0], [2.0], [3.0], [4.0], [5.0]], np.float32),
+                      actions=np.zeros(5, np.int64), rtg=np.zeros(5, np.float32), timesteps=np.array([0, 1, 0, 1, 2]),
+                      episode=np.array([0, 0, 1, 1, 1]), starts=np.array([0, 2, 5]), returns=np.zeros(2),
+                      split=np.zeros(2, np.int8))
+
+    class Double:
+        def __call__(self, obs):
+            return 2.0 * obs[:, 0]
+
+    table = learned_table(steps, Double())
+    assert table.rtg.tolist() == [6.0, 4.0, 24.0, 18.0, 10.0]
+    assert table.returns.tolist() == [6.0, 24.0]
+
+
+def test_rollouts_count_down_with_the_learned_reward_not_the_env_reward():
+    spec = Spec(obs_dim=2, act_dim=2, discrete=True, max_timestep=10, obs_mean=(0.0, 0.0), obs_std=(1.0, 1.0),
+                return_scale=1.0)
+    model = build_model("rvs", {"hidden": 4, "layers": 1, "dropout": 0.0}, spec)
+    policy = ConditionedRollout(model, 2, np.array([10.0, 10.0]), CPU, reward_fn=lambda obs: obs[:, 0] + obs[:, 1])
+    policy.start(0, 0), policy.start(1, 1)
+    policy.act(np.array([[1.0, 2.0], [0.5, 0.5]], np.float32), np.array([True, True]))
+    policy.observe(np.array([100.0, 100.0]), np.array([False, False]), np.array([True, True]))
+    assert policy.remaining.tolist() == [7.0, 9.0]
+
+
+def test_correlation_on_better_than_demonstrator_trajectories():
+    true = np.array([-100.0, 0.0, 50.0, 150.0, 200.0, 250.0])
+    predicted = np.array([-5.0, -1.0, 2.0, 3.0, 2.5, 9.0])
+    out = reward_correlation(true, predicted, demonstrator_return=100.0)
+    assert out["episodes"] == 6 and out["better_than_demonstrator"]["episodes"] == 3
+    assert out["spearman"] == pytest.approx(0.9429, abs=1e-4)
+    assert out["better_than_demonstrator"]["spearman"] == pytest.approx(0.5)
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_reward_data_stages_are_byte_identical(tmp_path: Path):
+    """Demos, clone, noise injection and snippet pairs: same params and seed, same bytes."""
+    from justask.families.reward.collect import collect
+    from justask.families.reward.relabel import relabel
+
+    params = load_params(ROOT / "profiles" / "test.yaml")
+    for name in ("a", "b"):
+        collect(params, tmp_path / name)
+        relabel(params, tmp_path / name)
+    for stage in ("collect", "relabel"):
+        ha = _hashes(tmp_path / "a" / "artifacts" / "reward" / stage)
+        assert ha and ha == _hashes(tmp_path / "b" / "artifacts" / "reward" / stage), stage
+
+
+def test_reward_params_are_checked():
+    from pydantic import ValidationError
+
+    from justask.families.reward.config import CollectConfig, TrainConfig
+
+    with pytest.raises(ValidationError, match="unscripted demonstrator 'random'"):
+        CollectConfig(demonstrator="random")
+    with pytest.raises(ValidationError, match="increasing order"):
+        CollectConfig(noise=[0.5, 0.0])
+    with pytest.raises(ValidationError, match="return-conditioned policies"):
+        TrainConfig(models={"bc": {}})
+    assert EnvConfig().id == "LunarLander-v3"
