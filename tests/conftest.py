@@ -67,3 +67,12 @@ def make_repo_copy(tmp_path: Path, dvc_cache_dir: Path) -> Callable[..., Path]:
 def repo_copy(make_repo_copy: Callable[..., Path]) -> Path:
     """A git-init-ed copy of the repository on the test profile (see :func:`copy_repo`)."""
     return make_repo_copy()
+
+
+@pytest.fixture(scope="module")
+def prefect_api():
+    """A temporary Prefect API (and database, under the session's PREFECT_HOME) for one test module."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield

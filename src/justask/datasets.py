@@ -50,8 +50,7 @@ def write_buffers(path: Path, buffers: list[EpisodeBuffer], observation_space, a
     string infos as bytes) to a dataset folder at ``path``: temp dir, then rename."""
     path = Path(path).absolute()  # Minari joins relative paths twice
     metadata = dict(metadata)
-    with atomic_dir(path) as tmp:
-        tmp.rmdir()  # MinariStorage.new creates the folder itself
+    with atomic_dir(path, create=False) as tmp:  # MinariStorage.new creates the folder itself
         storage = MinariStorage.new(tmp, observation_space=observation_space, action_space=action_space,
                                     env_spec=env_spec, data_format="hdf5")
         storage.update_episodes(buffers)

@@ -47,15 +47,18 @@ def write_text(path: str | Path, text: str) -> Path:
 
 
 @contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
+def atomic_dir(path: str | Path, create: bool = True) -> Iterator[Path]:
     """Yield a temporary sibling folder to fill; on success it replaces ``path`` (the old folder
-    survives until the new one is complete), on error it is removed and ``path`` is untouched."""
+    survives until the new one is complete), on error it is removed and ``path`` is untouched.
+    ``create=False`` yields the folder's path for the caller to create (a writer that insists on
+    making its folder itself, like Minari's)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _recover_dir(path)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:  # made inside the try, so a signal right after mkdir still removes it
-        tmp.mkdir()
+        if create:
+            tmp.mkdir()
         yield tmp
         if path.exists():
             old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")

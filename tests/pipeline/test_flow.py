@@ -1,8 +1,9 @@
 """The Prefect flow (flows/pipeline.py): streaming, ordering, retries (transient failures only),
-and real DVC runs. (Its pipeline lock: test_concurrency.py.)
+and real DVC runs. (Its pipeline lock: test_concurrency.py; the whole pipeline through the flow:
+test_pipeline.py.)
 
-Flows run against one module-scoped ``prefect_test_harness`` (a temporary API and database under
-the temporary PREFECT_HOME set in conftest.py). Real pipeline runs happen in a temporary copy of
+Flows run against one module-scoped ``prefect_test_harness`` (conftest.py's ``prefect_api``: a
+temporary API and database under the temporary PREFECT_HOME). Real pipeline runs happen in a temporary copy of
 the repository (``repo_copy``), never in the workspace.
 """
 
@@ -32,14 +33,6 @@ def configured(profile: str) -> list[str]:
 # The fake runs take the default profile's families; the real ones the test profile's.
 FAMILIES = configured("default")
 TEST_FAMILIES = configured("test")
-
-
-@pytest.fixture(scope="module")
-def prefect_api():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=90):
-        yield
 
 
 def _fake_stage_commands(monkeypatch, tmp_path: Path, fail_once: set[str] = frozenset(),
@@ -208,15 +201,3 @@ def test_flow_switches_profile_and_runs_collect_with_dvc(prefect_api, make_repo_
         assert f"collect@{family}" in lock["stages"]
         status = run([str(BIN / "dvc"), "status", "--json", f"collect@{family}"], repo)
         assert json.loads(status.stdout) == {}
-
-
-@pytest.mark.e2e
-def test_flow_runs_the_whole_pipeline_on_the_test_profile(prefect_api, repo_copy):
-    assert set(TEST_FAMILIES) == set(families()), "the test profile must configure every registered family"
-    timings = pipeline.justask_pipeline(profile="test", workdir=str(repo_copy))
-
-    assert list(timings) == [f"{s}@{f}" for f in TEST_FAMILIES for s in ALL_STAGES]
-    for family in TEST_FAMILIES:
-        assert json.loads((repo_copy / "metrics" / f"{family}.json").read_text())
-    status = run([str(BIN / "dvc"), "status", "--json"], repo_copy)
-    assert json.loads(status.stdout) == {}, status.stdout

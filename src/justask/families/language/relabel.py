@@ -117,8 +117,8 @@ def relabel(params: Params, root: Path = Path(".")) -> None:
             counts[text] += 1
     trainable = sorted(t for t, c in catalogue.items() if c["held_out"] is None)
     if not trainable:
-        raise StageFailed("families.language.relabel.held_out: no training description left; withhold fewer combinations "
-                          "or collect more episodes")
+        raise StageFailed("families.language.relabel.held_out: no training description left; withhold fewer "
+                          "combinations or collect more episodes")
     index = {t: i for i, t in enumerate(trainable)}
     vocab = Vocabulary.build(trainable)
 
