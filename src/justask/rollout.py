@@ -139,7 +139,8 @@ def run_episodes(
         return obs
 
     def capped() -> np.ndarray:
-        return np.array([max_steps is not None and len(s.rewards) + 1 >= max_steps for s in slots])
+        """Slots whose episode reaches ``max_steps`` with this step."""
+        return np.array([len(s.rewards) + 1 >= max_steps for s in slots])
 
     def step(actions: np.ndarray, obs: Obs) -> tuple:
         if not one_by_one or active.all():
@@ -163,8 +164,10 @@ def run_episodes(
         next_obs, rewards, terms, truncs = step(actions, obs)
         env_ended = (terms | truncs) & active
         stop = policy.observe(rewards, env_ended, active)
-        stop = capped() if stop is None else np.asarray(stop, dtype=bool) | capped()
-        truncs = truncs | (stop & active & ~terms)
+        if max_steps is not None:
+            stop = capped() if stop is None else np.asarray(stop, dtype=bool) | capped()
+        if stop is not None:
+            truncs = truncs | (np.asarray(stop, dtype=bool) & active & ~terms)
         finished = (terms | truncs) & active
         for i in np.flatnonzero(active):
             s = slots[i]
