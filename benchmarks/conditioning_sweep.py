@@ -12,7 +12,9 @@ For each dataset and config it prints one JSON line with:
 - the best validation loss;
 - the conditioning gap: validation loss with return-to-go shuffled across rows, minus the true
   validation loss (how much the model uses its condition);
-- the normalized score when asked for 50 / 100 / 120 (mean over 20 dev seeds, training seed 0);
+- the normalized score when asked for 50 / 100 / 120 (mean over 20 dev seeds, training seed 0); a
+  target-free model's score is under "ask 100", the skill-conditioned model's (asked for the top
+  skill) too;
 - the fit time.
 Results from one run are recorded in benchmarks/README.md.
 """
@@ -22,6 +24,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +34,15 @@ import torch
 from justask.config import load_params
 from justask.lunar.asking import rollout
 from justask.metrics import normalized_score
-from justask.models import candidate
-from justask.policies import episodes_for
+from justask.models import CONDITIONED, candidate, condition_of
+from justask.policies import conditioning_gap, episodes_for
 from justask.steps import Steps, StepTable, data_spec
-from justask.training.loop import Loop, evaluate_loss, fit
+from justask.training.loop import Loop, fit
 
 DEV_SEEDS = list(range(500_000_000, 500_000_020))
 ASK = [0.5, 1.0, 1.2]
 BASE = {"hidden": 256, "layers": 2, "heads": 2, "context": 10, "dropout": 0.1, "lr": 1e-3,
-        "weight_decay": 1e-4, "batch_size": 256}
+        "weight_decay": 1e-4, "batch_size": 256, "actions": True}
 CONFIGS = [  # (model, steps, overrides of BASE)
     ("bc", 1000, {}),
     ("rvs", 2000, {"batch_size": 512}),
@@ -50,39 +54,55 @@ CONFIGS = [  # (model, steps, overrides of BASE)
 ]
 
 
-def main(datasets: list[str]) -> None:
-    root = Path(".")
-    params = load_params(root / "params.yaml")
+def check_dev_seeds(root: Path) -> None:
     eval_seeds = set(json.loads((root / "data" / "return" / "eval_seeds.json").read_text())["seeds"])
     if set(DEV_SEEDS) & eval_seeds:
         raise SystemExit("development seeds overlap data/return/eval_seeds.json; pick another range")
+
+
+def probe(root: Path, dataset: str, kind: str, steps: int, hp: dict, factory=None, behaviours=None) -> dict:
+    """Fit ``kind`` on ``dataset`` (training seed 0), then measure its conditioning gap and its
+    scores asked for ``ASK`` on the development seeds. ``factory(spec, hp)`` replaces justask's
+    model (for ablations); the optimisation is always the one the training loop uses;
+    ``behaviours`` keeps only the episodes of those behaviours (an oracle filter)."""
+    params = load_params(root / "params.yaml")
     conditions = json.loads((root / "artifacts/return/relabel/conditions.json").read_text())["datasets"]
     device = torch.device("cpu")
+    table, meta = StepTable.load(root / "artifacts/return/relabel" / dataset)
+    spec, cond, condition = data_spec(table, meta), conditions[dataset], condition_of(kind)
+    if condition == "skill":
+        spec = replace(spec, return_scale=1.0)
+    keep = np.ones(table.n_episodes, bool) if behaviours is None else np.isin(meta["behaviours"], behaviours)
+    pick = lambda split: np.intersect1d(episodes_for(kind, table, split, 0.1), np.flatnonzero(keep))  # noqa: E731
+    train = Steps(table, pick(0), device, condition=condition)
+    val = Steps(table, pick(1), device, max_rows=2048, condition=condition)
+    build, optimisation = candidate(kind, spec, hp, steps)
+    if factory is not None:
+        build = partial(factory, spec, hp)
+    tcfg = params.family("return").train  # early stopping as the profile sets it
+    result = fit(build, train, val, optimisation, Loop(tcfg.eval_every, tcfg.patience, seed=0, device=device))
+    gap = conditioning_gap(result.model, val)
+    asks = ASK if kind in CONDITIONED else [1.0]
+    targets = [cond["top_skill"] if condition == "skill" else cond["target_returns"][f"{f:g}"] for f in asks]
+    episodes = rollout(result.model, params.family("return").env, DEV_SEEDS * len(asks),
+                       [t for t in targets for _ in DEV_SEEDS], 64, device)
+    rets = np.array([e.ret for e in episodes]).reshape(len(asks), len(DEV_SEEDS))
+    scores = normalized_score(rets, cond["ref_min_score"], cond["ref_max_score"]).mean(1)
+    return {"val_loss": round(result.best_val_loss, 4), "best_step": result.best_step,
+            "conditioning_gap": round(gap, 4),
+            "score": {f"ask {100 * f:g}": round(float(s), 1) for f, s in zip(asks, scores, strict=True)}}
+
+
+def main(datasets: list[str]) -> None:
+    root = Path(".")
+    check_dev_seeds(root)
+    conditions = json.loads((root / "artifacts/return/relabel/conditions.json").read_text())["datasets"]
     for dataset in datasets or list(conditions):
-        table, meta = StepTable.load(root / "artifacts/return/relabel" / dataset)
-        spec, cond = data_spec(table, meta), conditions[dataset]
         for kind, steps, overrides in CONFIGS:
-            hp = {**BASE, **overrides}
-            train = Steps(table, episodes_for(kind, table, 0, 0.1), device)
-            val = Steps(table, episodes_for(kind, table, 1, 0.1), device, max_rows=2048)
             t0 = time.perf_counter()
-            build, optimisation = candidate(kind, spec, hp, steps)
-            result = fit(build, train, val, optimisation, Loop(eval_every=250, patience=4, seed=0, device=device))
-            fit_s = time.perf_counter() - t0
-            val.rtg = val.rtg[torch.randperm(len(val.rtg), generator=torch.Generator().manual_seed(0))]
-            gap = evaluate_loss(result.model, val, 4096) - result.best_val_loss
-            asks = ASK if kind in ("rvs", "dt") else [1.0]
-            targets = [cond["target_returns"][f"{f:g}"] for f in asks]
-            episodes = rollout(result.model, params.family("return").env, DEV_SEEDS * len(asks),
-                               [t for t in targets for _ in DEV_SEEDS], 64, device)
-            rets = np.array([e.ret for e in episodes]).reshape(len(asks), len(DEV_SEEDS))
-            scores = normalized_score(rets, cond["ref_min_score"], cond["ref_max_score"]).mean(1)
-            print(json.dumps({
-                "dataset": dataset, "model": kind, "steps": steps, **overrides,
-                "val_loss": round(result.best_val_loss, 4), "best_step": result.best_step,
-                "conditioning_gap": round(gap, 4),
-                "score": {f"ask {100 * f:g}": round(float(s), 1) for f, s in zip(asks, scores, strict=True)},
-                "fit_s": round(fit_s, 1)}), flush=True)
+            row = probe(root, dataset, kind, steps, {**BASE, **overrides})
+            print(json.dumps({"dataset": dataset, "model": kind, "steps": steps, **overrides, **row,
+                              "fit_s": round(time.perf_counter() - t0, 1)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""A return-conditioned policy (:mod:`justask.models`) acting in the rollout engine: asked for a
-target return, it keeps per slot the last K (state, action, return-to-go, timestep) entries; the
-return-to-go starts at the episode's target and is decremented by every reward received, or, for a
+"""A conditioned policy (:mod:`justask.models`) acting in the rollout engine: asked for a target, it
+keeps per slot the last K (state, action, condition, timestep) entries. A skill condition stays the
+asked skill for the whole episode; a return-to-go starts at the episode's target and is
+decremented by every reward received, or, for a
 policy trained on a *learned* reward (the ``reward`` family), by that reward of each state it acted
 in (the env's reward is never seen then). All slots act together, one batched forward pass per
 env step. Works in any env with vector observations.
@@ -34,6 +35,7 @@ class ConditionedRollout:
                  reward_fn: Callable[[np.ndarray], np.ndarray] | None = None):
         spec, k = model.spec, model.context
         self.reward_fn = reward_fn
+        self.decrement = getattr(model, "condition", "return") == "return"
         self.model, self.targets, self.device = model, np.asarray(targets, dtype=np.float32), device
         self.discrete = spec.discrete
         self.obs = np.zeros((num_envs, k, spec.obs_dim), np.float32)
@@ -68,6 +70,9 @@ class ConditionedRollout:
         return self.actions[:, -1].copy()
 
     def observe(self, rewards: np.ndarray, ended: np.ndarray, active: np.ndarray) -> None:
+        if not self.decrement:
+            self.step += 1
+            return
         if self.reward_fn is not None:
             rewards = self.reward_fn(self.last_obs)
         self.remaining -= rewards.astype(np.float32)

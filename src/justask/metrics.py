@@ -24,6 +24,7 @@ from numpy.typing import ArrayLike
 from scipy import stats
 
 ANY = "any"  # target key of target-free models (bc, pct_bc)
+TOP_SKILL = "top_skill"  # target key of skill-conditioned models, asked for the top skill
 DECIMALS = 4  # floats in the summaries are rounded so metrics.json diffs stay readable
 
 
@@ -141,6 +142,10 @@ def _episode_matrix(group: pd.DataFrame, column: str) -> np.ndarray:
     return ordered[column].to_numpy(dtype=float).reshape(len(counts), -1)
 
 
+def _asks_skill(rows: pd.DataFrame) -> bool:
+    return "asked_skill" in rows and bool(rows["asked_skill"].notna().any())
+
+
 def _is_conditioned(rows: pd.DataFrame) -> bool:
     return bool(rows["target_fraction"].notna().any())
 
@@ -237,6 +242,9 @@ def summarize(
     models: dict[str, dict[str, Any]] = {}
     correlations: dict[str, dict[str, Any]] = {}
     for model, rows in episodes.groupby("model", sort=True):
+        if _asks_skill(rows):
+            models[model] = {TOP_SKILL: _cell(rows, ref_min, ref_max, reps, seed)}
+            continue
         models[model] = {
             target_key(f): _cell(g, ref_min, ref_max, reps, seed) for f, g in _target_groups(rows)
         }
@@ -254,6 +262,29 @@ def summarize(
         "episodes": int(data_returns.size),
     }
     return {"models": models, "correlation": correlations, "data": data}
+
+
+def best_and_last(best: pd.DataFrame, last: pd.DataFrame, ref_min: float, ref_max: float, reps: int,
+                  seed: int) -> dict[str, Any]:
+    """The weights selected on validation loss against the last ones, per model of ONE dataset, at
+    the one ask ``last`` holds for it: each training seed's mean score with either (same env
+    seeds), their means, and the last weights' IQM cell (as :func:`summarize`'s). ``best`` holds
+    the selected weights' episodes (every ask); ``last`` the last weights' (columns as there)."""
+    out: dict[str, Any] = {}
+    for model, rows in last.groupby("model", sort=True):
+        f = rows["target_fraction"].iloc[0]
+        mine = best[best["model"] == model]
+        same = mine[mine["target_fraction"].isna()] if pd.isna(f) else mine[mine["target_fraction"] == f]
+        seeds = {}
+        for name, frame in (("best", same), ("last", rows)):
+            per_seed = frame.groupby("seed", sort=True)["ret"].mean()
+            seeds[name] = [round_metric(normalized_score(r, ref_min, ref_max)) for r in per_seed]
+        key = TOP_SKILL if _asks_skill(rows) else target_key(None if pd.isna(f) else float(f))
+        out[model] = {"ask": key, "best_seed_scores": seeds["best"], "last_seed_scores": seeds["last"],
+                      "best_score_mean": round_metric(np.mean(seeds["best"])),
+                      "last_score_mean": round_metric(np.mean(seeds["last"])),
+                      "last": _cell(rows, ref_min, ref_max, reps, seed)}
+    return out
 
 
 def achieved_vs_target_rows(

@@ -1,20 +1,23 @@
 """Fitting return-conditioned policies (:mod:`justask.models`) on a relabeled step table: what the
 train stages of every family that asks for a return share.
 
-Per model kind: the episodes it learns from (%BC keeps the top fraction by return), Optuna
-first when the model is conditioned and ``tune: true``, then one tracked, saved and registered fit
-per training seed (:func:`justask.training.runs.fit_and_save`).
+Per model kind: the episodes it learns from (%BC keeps the top fraction by return) and the
+condition it reads (return-to-go, or the behaviour's skill label), Optuna first when the model is
+return-conditioned and ``tune: true``, then one tracked, saved and registered fit per training seed
+(:func:`justask.training.runs.fit_and_save`), keeping the selected and the last weights and the
+conditioning gap (:func:`conditioning_gap`) of every conditioned model.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from justask.models import CONDITIONED, Spec, candidate
+from justask.models import CONDITIONED, Spec, candidate, condition_of
 from justask.paths import FamilyPaths
 from justask.settings import FitConfig, PolicyConfig
 from justask.steps import Steps, StepTable
@@ -35,15 +38,42 @@ def episodes_for(kind: str, table: StepTable, split: int, top_fraction: float) -
     return np.sort(eps[np.argsort(-table.returns[eps], kind="stable")][:keep])
 
 
+def conditioning_gap(model: torch.nn.Module, val: Steps, batch: int = 4096, seed: int = 0) -> float:
+    """How much a conditioned model reads its condition: the validation loss with each window's
+    condition swapped for another validation row's, minus the true validation loss (0: ignored).
+
+    The swap keeps a window's shape: its return-to-go is moved by a constant so that its last step
+    reads the donor row's value (for a constant condition, such as a skill label, that is the
+    donor's label); padded steps stay 0. For a one-step model this is a row shuffle."""
+    gen = torch.Generator().manual_seed(seed)
+    donors = val.rows[torch.randperm(len(val.rows), generator=gen).to(val.rows.device)]
+    model.eval()
+    true = swapped = 0.0
+    with torch.no_grad():
+        for i in range(0, len(val), batch):
+            ends = val.rows[i:i + batch]
+            w = val.windows(ends, model.context)
+            true += float(model.loss(w)) * len(ends)
+            shift = val.rtg[donors[i:i + batch]] - w["rtg"][:, -1]
+            w["rtg"] = (w["rtg"] + shift[:, None]) * w["mask"]
+            swapped += float(model.loss(w)) * len(ends)
+    return (swapped - true) / max(len(val), 1)
+
+
 def fit_policy(mlflow, *, paths: FamilyPaths, dataset: str, folder: str, kind: str, mcfg: PolicyConfig,
                table: StepTable, spec: Spec, cfg: FitConfig, seed: int, device: torch.device, profile: str,
                register_as: str) -> tuple[dict, list[dict]]:
     """Tune (when asked) and fit model ``kind`` on every seed of ``cfg.seeds``, saving each under
     ``paths.train/folder/kind/seed<k>/``; returns the hyper-parameters used and the curve rows.
     ``dataset`` labels the runs, checkpoints and curves; ``register_as`` names the registered model."""
-    family = paths.family
-    train = Steps(table, episodes_for(kind, table, 0, mcfg.top_fraction), device)
-    val = Steps(table, episodes_for(kind, table, 1, mcfg.top_fraction), device, max_rows=cfg.val_rows)
+    family, condition = paths.family, condition_of(kind)
+    if condition == "skill":
+        spec = replace(spec, return_scale=1.0)  # a rank in [0, 1] enters unscaled
+    train = Steps(table, episodes_for(kind, table, 0, mcfg.top_fraction), device, condition=condition)
+    val = Steps(table, episodes_for(kind, table, 1, mcfg.top_fraction), device, max_rows=cfg.val_rows,
+                condition=condition)
+    measure = None if condition == "none" else (
+        lambda model: {"conditioning_gap": round(conditioning_gap(model, val, cfg.val_batch), 6)})
     curves: list[dict] = []
     with mlflow.start_run(run_name=f"{family}-{dataset}-{kind}"):
         mlflow.set_tags({"family": family, "dataset": dataset, "model": kind, "profile": profile})
@@ -61,7 +91,8 @@ def fit_policy(mlflow, *, paths: FamilyPaths, dataset: str, folder: str, kind: s
                 save=partial(_save, kind, hp, spec), run_dir=paths.run_dir(folder, kind, s),
                 meta={"dataset": dataset, "seed": s}, register_as=register_as,
                 resume=Resume(paths.resume_file(folder, kind, s), {"kind": kind, "hp": hp, "spec": repr(spec)}),
-                fix=f"lower the {kind} model's lr in params.yaml or check the relabeled data")
+                fix=f"lower the {kind} model's lr in params.yaml or check the relabeled data",
+                measure=measure, keep_last=True)
     return hp, curves
 
 

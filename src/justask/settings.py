@@ -83,8 +83,9 @@ class FitConfig(Strict):
         return v
 
 
-MODEL_KINDS = ("bc", "pct_bc", "rvs", "dt")  # return-conditioned policies (justask.models): baselines first
-CONDITIONED = ("rvs", "dt")
+MODEL_KINDS = ("bc", "pct_bc", "rvs", "dt", "skill")  # policies of justask.models: baselines first
+CONDITIONED = ("rvs", "dt")  # asked for a return-to-go (and tuned when ``tune: true``)
+SKILL_CONDITIONED = ("skill",)  # asked for a behaviour's skill rank, constant over the episode
 
 
 class PolicyConfig(Strict):
@@ -101,6 +102,7 @@ class PolicyConfig(Strict):
     batch_size: Annotated[int, Field(ge=1, le=65536)] = 256
     steps: PosInt = 2000
     top_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1  # %BC only
+    actions: bool = True  # DT only: past action tokens in the context
     tune: bool = False
 
     @property

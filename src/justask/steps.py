@@ -54,8 +54,10 @@ class StepTable:
     starts: np.ndarray  # (E + 1,) int64
     returns: np.ndarray  # (E,) float64
     split: np.ndarray  # (E,) int8: 0 train, 1 validation
+    skill: np.ndarray | None = None  # (E,) float32: the behaviour's skill rank in [0, 1], if labelled
 
     ARRAYS = ("observations", "actions", "rtg", "timesteps", "episode", "starts", "returns", "split")
+    OPTIONAL = ("skill",)
 
     def __len__(self) -> int:
         return len(self.rtg)
@@ -66,13 +68,15 @@ class StepTable:
 
     def save(self, path: Path, meta: dict) -> Path:
         """Write all arrays and ``meta.json`` into ``path`` atomically (temp folder, rename)."""
-        return save_arrays(path, {n: getattr(self, n) for n in self.ARRAYS}, meta)
+        names = self.ARRAYS + tuple(n for n in self.OPTIONAL if getattr(self, n) is not None)
+        return save_arrays(path, {n: getattr(self, n) for n in names}, meta)
 
     @classmethod
     def load(cls, path: Path, rerun: str = "dvc repro relabel@<family>") -> tuple[StepTable, dict]:
         """Load a relabeled table and its metadata (arrays are read without pickle); ``rerun`` is
         the command a missing piece's error names."""
-        arrays, meta = load_arrays(path, cls.ARRAYS, rerun)
+        present = tuple(n for n in cls.OPTIONAL if (Path(path) / f"{n}.npy").exists())
+        arrays, meta = load_arrays(path, cls.ARRAYS + present, rerun)
         return cls(**arrays), meta
 
 
@@ -117,10 +121,13 @@ def data_spec(table: StepTable, meta: dict) -> Spec:
 
 
 class Steps:
-    """A relabeled table on the device, restricted to some episodes, sampled as windows."""
+    """A relabeled table on the device, restricted to some episodes, sampled as windows.
+
+    ``condition`` is what the windows' ``rtg`` entry holds: the return-to-go (``return``) or the
+    episode's skill label (``skill``, the same at every step)."""
 
     def __init__(self, table: StepTable, episodes: np.ndarray, device: torch.device,
-                 max_rows: int | None = None):
+                 max_rows: int | None = None, condition: str = "return"):
         rows = np.flatnonzero(np.isin(table.episode, episodes))
         if len(rows) == 0:
             raise ValueError("no steps selected for training; check the split and top_fraction")
@@ -129,7 +136,14 @@ class Steps:
         t = lambda a: torch.as_tensor(np.ascontiguousarray(a), device=device)  # noqa: E731
         self.rows = t(rows)
         self.obs, self.actions = t(table.observations), t(table.actions)
-        self.rtg, self.timesteps = t(table.rtg), t(table.timesteps)
+        if condition == "skill":
+            if table.skill is None:
+                raise ValueError("this relabeled table has no skill labels; rerun relabel (the return family "
+                                 "labels each episode with its behaviour's skill rank)")
+            self.rtg = t(table.skill[table.episode].astype(np.float32))
+        else:
+            self.rtg = t(table.rtg)
+        self.timesteps = t(table.timesteps)
         self.ep_start = t(table.starts[table.episode])
         self.device = device
 

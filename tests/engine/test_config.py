@@ -121,7 +121,25 @@ def test_unknown_model_kind(tmp_path):
     message = _error(tmp_path, _set("families.return.train.models.ppo", {"hidden": 64}))
     assert "families.return.train.models:" in message
     assert "unknown model(s) ['ppo']" in message
-    assert "allowed: bc, pct_bc, rvs, dt" in message
+    assert "allowed: bc, pct_bc, rvs, dt, skill" in message
+
+
+def test_return_models_tune_only_on_full_length_trials(tmp_path):
+    """Short trials select settings that ignore the condition (benchmarks/README.md), so a tuned
+    return-conditioned model must be tuned on trials of its full step count."""
+    def tuned(raw, fraction=0.2, kind="rvs"):
+        raw["families"]["return"]["train"]["models"][kind]["tune"] = True
+        raw["families"]["return"]["train"]["tune"]["trial_steps_fraction"] = fraction
+
+    message = _error(tmp_path, tuned)
+    assert "  - families.return.train:" in message
+    assert "models ['rvs'] are tuned on trials of 0.2 x their steps" in message
+    assert "Set tune.trial_steps_fraction: 1.0, or tune: false on those models" in message
+    raw = copy.deepcopy(_raw())
+    tuned(raw, fraction=1.0)
+    load_params(_write(tmp_path, raw))
+    message = _error(tmp_path, lambda raw: tuned(raw, fraction=1.0, kind="skill"))
+    assert "tune: true on ['skill']: only the return-conditioned models (rvs, dt) are tuned" in message
 
 
 def test_every_problem_is_listed(tmp_path):

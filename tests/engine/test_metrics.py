@@ -16,6 +16,7 @@ from helpers import family_module
 from justask.families import get_family
 from justask.metrics import (
     achieved_vs_target_rows,
+    best_and_last,
     iqm_with_ci,
     normalized_score,
     summarize,
@@ -312,3 +313,32 @@ def test_print_results(tmp_path, summary, monkeypatch):
     assert "mixed" in text and "rvs" in text
     assert "Behaviour policies" in text and "lazy-eps0.1" in text
     assert "seed(s) [0, 1]" in text
+
+
+def test_skill_model_gets_one_top_skill_cell_and_no_correlation():
+    episodes = _episodes()
+    skill = episodes[(episodes.model == "bc")].assign(model="skill", asked_skill=1.0)
+    both = pd.concat([episodes.assign(asked_skill=math.nan), skill])
+    out = summarize(both, REF_MIN, REF_MAX, DATA_RETURNS, reps=200, seed=0)
+    assert list(out["models"]["skill"]) == ["top_skill"]
+    assert out["models"]["skill"]["top_skill"] == out["models"]["bc"]["any"]  # same episodes, same cell
+    assert "skill" not in out["correlation"]
+
+
+def test_best_and_last_compares_each_seed_at_the_same_ask():
+    best = _episodes()
+    # Last weights: rvs asked for 0.5 only, 10 return points lower on every episode; bc unchanged.
+    last = best[(best.model == "bc") | ((best.model == "rvs") & (best.target_fraction == 0.5))].copy()
+    last.loc[last.model == "rvs", "ret"] -= 10.0
+    out = best_and_last(best, last, REF_MIN, REF_MAX, reps=200, seed=0)
+    assert set(out) == {"bc", "rvs"}
+    rvs = out["rvs"]
+    assert rvs["ask"] == "t0.5" and out["bc"]["ask"] == "any"
+    target = target_return(0.5, REF_MIN, REF_MAX)
+    # Seed s's best episodes are target - 3 + s, ..., target + 3 + s: mean target + s; score = (R + 100) / 2.
+    assert rvs["best_seed_scores"] == pytest.approx([(target + 100) / 2, (target + 1 + 100) / 2])
+    assert rvs["last_seed_scores"] == pytest.approx([(target - 10 + 100) / 2, (target - 9 + 100) / 2])
+    assert rvs["best_score_mean"] - rvs["last_score_mean"] == pytest.approx(5.0)
+    bc = out["bc"]
+    assert bc["best_seed_scores"] == bc["last_seed_scores"] == pytest.approx([(30 + 100) / 2, (40 + 100) / 2])
+    assert rvs["last"]["episodes"] == 8 and rvs["last"]["target_return"] == pytest.approx(target, abs=1e-3)

@@ -11,7 +11,7 @@ from justask.training.loop import Loop, fit
 SPEC = Spec(obs_dim=8, act_dim=4, discrete=True, max_timestep=100, obs_mean=(0.0,) * 8,
             obs_std=(1.0,) * 8, return_scale=100.0)
 HP = {"hidden": 32, "layers": 2, "heads": 2, "context": 5, "dropout": 0.0, "lr": 3e-3,
-      "weight_decay": 0.0, "batch_size": 64}
+      "weight_decay": 0.0, "batch_size": 64, "actions": True}
 
 
 def _batch(b=3, k=5, spec=SPEC):
@@ -23,7 +23,7 @@ def _batch(b=3, k=5, spec=SPEC):
             "mask": torch.ones(b, k, dtype=torch.bool)}
 
 
-@pytest.mark.parametrize("kind", ["bc", "pct_bc", "rvs", "dt"])
+@pytest.mark.parametrize("kind", ["bc", "pct_bc", "rvs", "dt", "skill"])
 def test_shapes(kind):
     model = build_model(kind, HP, SPEC).eval()
     batch = _batch(k=model.context)
@@ -45,20 +45,52 @@ def test_dt_is_causal():
     """Changing step t's inputs (or a_t itself) never changes the prediction at steps <= t."""
     model = build_model("dt", HP, SPEC).eval()
     batch = _batch(b=1)
-    base = model(batch["obs"], batch["actions"], batch["rtg"], batch["timesteps"])
+    base = model(batch["obs"], batch["actions"], batch["rtg"], batch["timesteps"], batch["mask"])
     changed = {k: v.clone() for k, v in batch.items()}
     changed["obs"][0, 3] += 5.0
     changed["rtg"][0, 3] += 50.0
     changed["actions"][0, 2] = (changed["actions"][0, 2] + 1) % 4
-    out = model(changed["obs"], changed["actions"], changed["rtg"], changed["timesteps"])
+    out = model(changed["obs"], changed["actions"], changed["rtg"], changed["timesteps"], changed["mask"])
     torch.testing.assert_close(out[0, :3], base[0, :3])  # a_2 change must not leak into step 2
     assert not torch.allclose(out[0, 3], base[0, 3])
+
+
+@pytest.mark.parametrize("actions", [True, False])
+def test_dt_padded_steps_cannot_change_a_real_steps_prediction(actions):
+    """Left padding (mask False) is masked out of attention: whatever a padded step holds, the
+    predictions at real steps are the same; without the key-padding mask they would change."""
+    model = build_model("dt", {**HP, "actions": actions}, SPEC).eval()
+    batch = _batch(b=2)
+    batch["mask"][:, :2] = False
+    base = model.act(batch), model(batch["obs"], batch["actions"], batch["rtg"], batch["timesteps"], batch["mask"])
+    junk = {k: v.clone() for k, v in batch.items()}
+    junk["obs"][:, :2] = 50.0
+    junk["rtg"][:, :2] = -1e4
+    junk["actions"][:, :2] = 3
+    junk["timesteps"][:, :2] = 90
+    out = model(junk["obs"], junk["actions"], junk["rtg"], junk["timesteps"], junk["mask"])
+    torch.testing.assert_close(out[:, 2:], base[1][:, 2:])
+    assert torch.equal(model.act(junk), base[0])
+    # The same junk at a real step does change what comes after it.
+    junk["mask"][:, :2] = True
+    out = model(junk["obs"], junk["actions"], junk["rtg"], junk["timesteps"], junk["mask"])
+    assert not torch.allclose(out[:, 2:], base[1][:, 2:])
+
+
+def test_dt_without_action_tokens_never_reads_past_actions():
+    model = build_model("dt", {**HP, "actions": False}, SPEC).eval()
+    batch = _batch(b=2)
+    other = dict(batch, actions=(batch["actions"] + 1) % 4)
+    torch.testing.assert_close(model(*(other[k] for k in ("obs", "actions", "rtg", "timesteps", "mask"))),
+                               model(*(batch[k] for k in ("obs", "actions", "rtg", "timesteps", "mask"))))
+    assert model.tokens_per_step == 2
 
 
 def test_rvs_uses_condition_and_bc_does_not():
     batch = _batch(k=1)
     other = dict(batch, rtg=batch["rtg"] + 300)
     rvs, bc = build_model("rvs", HP, SPEC).eval(), build_model("bc", HP, SPEC).eval()
+    assert (rvs.condition, bc.condition, build_model("skill", HP, SPEC).condition) == ("return", "none", "skill")
     assert not torch.allclose(rvs(batch["obs"][:, -1], batch["rtg"][:, -1]),
                               rvs(other["obs"][:, -1], other["rtg"][:, -1]))
     torch.testing.assert_close(bc(batch["obs"][:, -1], batch["rtg"][:, -1]),
@@ -115,3 +147,19 @@ def test_fit_is_deterministic_and_keeps_best_checkpoint():
     assert runs[0].best_val_loss == min(p["val_loss"] for p in runs[0].curve)
     for a, b in zip(runs[0].model.state_dict().values(), runs[1].model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_fit_keeps_the_last_weights_apart_from_the_selected_ones():
+    table = _table()
+    spec = data_spec(table, {"max_episode_steps": 100, "ref_min_score": -10, "ref_max_score": 10})
+    dev = torch.device("cpu")
+    train, val = Steps(table, np.array([0, 1, 2]), dev), Steps(table, np.array([3]), dev)
+    build, opt = candidate("rvs", spec, {**HP, "lr": 0.3}, 60)  # a high lr: the loss jumps about
+    result = fit(build, train, val, opt, Loop(eval_every=10, patience=10, seed=0, device=dev))
+    same = all(torch.equal(result.last_state[k], v) for k, v in result.model.state_dict().items())
+    assert result.steps_run == 60
+    assert same == (result.best_step == 60), (result.best_step, result.curve)
+    # The last weights are the final step's: a fit of exactly that many steps ends on them.
+    build, opt = candidate("rvs", spec, {**HP, "lr": 0.3}, 60)
+    again = fit(build, train, val, opt, Loop(eval_every=60, patience=10, seed=0, device=dev))
+    assert all(torch.equal(again.last_state[k], v) for k, v in result.last_state.items())

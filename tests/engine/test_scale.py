@@ -60,11 +60,12 @@ def _checkpoints(root: Path, params) -> dict:
     for kind, cfg in params.family("return").train.models.items():
         hp = cfg.hp
         for seed in params.family("return").train.seeds:
-            torch.manual_seed(seed)
-            save_checkpoint(paths.run_dir("toy", kind, seed) / "model.pt", kind, hp, spec,
-                            build_model(kind, hp, spec), {})
+            for file, init in (("model.pt", seed), ("last.pt", 100 + seed)):  # "last": other weights
+                torch.manual_seed(init)
+                save_checkpoint(paths.run_dir("toy", kind, seed) / file, kind, hp, spec,
+                                build_model(kind, hp, spec), {})
     return {"target_fractions": [0.5, 1.0],
-            "datasets": {"toy": {"target_returns": {"0.5": 0.0, "1": 100.0}}}}
+            "datasets": {"toy": {"target_returns": {"0.5": 0.0, "1": 100.0}, "top_skill": 1.0}}}
 
 
 @pytest.mark.timeout(180)
@@ -79,6 +80,13 @@ def test_evaluation_rows_identical_in_process_and_with_two_workers(tmp_path):
         two = rollout_rows(params, paths, conditions, seeds, device, workers=2)
     models, tseeds = params.family("return").train.models, params.family("return").train.seeds
     conditioned = sum(k in ("rvs", "dt") for k in models)
-    assert len(one) == len(tseeds) * len(seeds) * (2 * conditioned + len(models) - conditioned)
+    # Selected weights: conditioned models at both targets, the others once; last weights: once each.
+    assert len(one) == len(tseeds) * len(seeds) * (2 * conditioned + len(models) - conditioned + len(models))
+    last = [r for r in one if r["weights"] == "last"]
+    assert {r["target_fraction"] for r in last if r["model"] in ("rvs", "dt")} == {1.0}
+    assert {r["asked_skill"] for r in one if r["model"] == "skill"} == {1.0}
+    best = {(r["model"], r["seed"], r["env_seed"]): r["ret"] for r in one
+            if r["weights"] == "best" and (r["target_fraction"] == 1.0 or r["model"] not in ("rvs", "dt"))}
+    assert any(best[(r["model"], r["seed"], r["env_seed"])] != r["ret"] for r in last)  # last.pt is what ran
     assert len({r["ret"] for r in one}) > 1  # real, varied episodes, not a constant
     assert json.dumps(one, default=str) == json.dumps(two, default=str)

@@ -300,12 +300,13 @@ def test_cli_evaluate_rejects_foreign_checkpoint_before_rolling_out(tmp_path, ca
     paths.conditions.write_text(json.dumps({"target_fractions": [1.0],
                                             "datasets": {"d": {"target_returns": {"1": 200.0}}}}))
     paths.collect_summary.parent.mkdir(parents=True)
-    paths.collect_summary.write_text(json.dumps({"behaviours": {"random": {"episodes": N_EPISODES}}}))
+    paths.collect_summary.write_text(json.dumps(
+        {"behaviours": {"random": {"episodes": N_EPISODES, "rating": -180.0, "rating_episodes": 2}}}))
     ckpt = paths.run_dir("d", "rvs", 0) / "model.pt"
     if case == "other-family":
         save_language(ckpt)
         expected = ["not a justask return-conditioned policy checkpoint: it holds a 'instruction' model, and "
-                    "only bc / pct_bc / rvs / dt models are read here. The file was copied from another family "
+                    "only bc / pct_bc / rvs / dt / skill models are read here. The file was copied from another family "
                     "or stage",
                     "restore it with `dvc checkout` or re-run the train stage"]
     else:

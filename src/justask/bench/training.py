@@ -80,7 +80,9 @@ def lunar_table(env, quick: bool, seed: int):
     split = np.zeros(len(episodes), np.int8)
     split[::5] = 1
     dicts = [{"observations": e.observations, "actions": e.actions, "rewards": e.rewards} for e in episodes]
-    return build_step_table(dicts, split)
+    table = build_step_table(dicts, split)
+    table.skill = np.repeat(np.array([1.0, 0.5, 0.0], np.float32), per)  # the three behaviours' ranks
+    return table
 
 
 def lunar_spec(table, env):
@@ -94,7 +96,7 @@ def policy_cases(family: str, models: dict, env, quick: bool, seed: int, device,
     """A case per return-conditioned policy of ``models`` (name -> PolicyConfig), on a LunarLander table."""
     from functools import partial
 
-    from justask.models import candidate
+    from justask.models import candidate, condition_of
     from justask.policies import episodes_for
     from justask.steps import Steps
 
@@ -102,9 +104,12 @@ def policy_cases(family: str, models: dict, env, quick: bool, seed: int, device,
     spec = lunar_spec(table, env)
     out = []
     for kind, mcfg in models.items():
-        train = Steps(table, episodes_for(kind, table, 0, mcfg.top_fraction), device)
-        val = Steps(table, episodes_for(kind, table, 1, mcfg.top_fraction), device, max_rows=val_rows)
-        tokens = mcfg.context * 3 if kind == "dt" else 1  # DT: (R, s, a) per step; an MLP reads one step
+        condition = condition_of(kind)
+        train = Steps(table, episodes_for(kind, table, 0, mcfg.top_fraction), device, condition=condition)
+        val = Steps(table, episodes_for(kind, table, 1, mcfg.top_fraction), device, max_rows=val_rows,
+                    condition=condition)
+        # DT: (R, s[, a]) per step; an MLP reads one step
+        tokens = mcfg.context * (3 if mcfg.actions else 2) if kind == "dt" else 1
         out.append(TrainingCase(f"{family}/{kind}", mcfg.hp, partial(candidate, kind, spec), train, val, tokens))
     return out
 

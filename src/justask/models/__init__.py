@@ -19,23 +19,31 @@ import torch
 from justask.errors import CheckpointError
 from justask.models.conditioned_mlp import ConditionedMLP
 from justask.models.decision_transformer import DecisionTransformer
-from justask.settings import CONDITIONED, MODEL_KINDS
+from justask.settings import CONDITIONED, MODEL_KINDS, SKILL_CONDITIONED
 from justask.steps import Spec
 from justask.training.checkpoints import read_payload, rebuild
 from justask.training.loop import Optimisation
 
-__all__ = ["CONDITIONED", "MODEL_KINDS", "Spec", "build_model", "candidate", "load_model", "spec_of"]
+__all__ = ["CONDITIONED", "MODEL_KINDS", "SKILL_CONDITIONED", "Spec", "build_model", "candidate", "condition_of",
+           "load_model", "spec_of"]
 
 
 def build_model(kind: str, hp: dict, spec: Spec) -> torch.nn.Module:
-    """Instantiate model ``kind`` (bc, pct_bc, rvs, dt) with hyper-parameters ``hp``."""
+    """Instantiate model ``kind`` (bc, pct_bc, rvs, dt, skill) with hyper-parameters ``hp``."""
     if kind == "dt":
         return DecisionTransformer(spec, hidden=hp["hidden"], layers=hp["layers"], heads=hp["heads"],
-                                   context=hp["context"], dropout=hp["dropout"])
-    if kind in ("bc", "pct_bc", "rvs"):
+                                   context=hp["context"], dropout=hp["dropout"],
+                                   actions=hp.get("actions", True))
+    if kind in ("bc", "pct_bc", "rvs", "skill"):
         return ConditionedMLP(spec, hidden=hp["hidden"], layers=hp["layers"], dropout=hp["dropout"],
-                              conditioned=kind == "rvs")
+                              conditioned=kind in ("rvs", "skill"), condition=condition_of(kind))
     raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
+
+
+def condition_of(kind: str) -> str:
+    """What model ``kind`` is asked for: ``return`` (a return-to-go, decremented by each reward),
+    ``skill`` (a behaviour's skill rank, held for the whole episode) or ``none``."""
+    return "return" if kind in CONDITIONED else "skill" if kind in SKILL_CONDITIONED else "none"
 
 
 def candidate(kind: str, spec: Spec, hp: dict, steps: int) -> tuple[partial, Optimisation]:

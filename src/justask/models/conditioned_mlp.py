@@ -1,6 +1,9 @@
-"""RvS-style policy: an MLP on (state, return-to-go); without the condition it is plain BC.
+"""RvS-style policy: an MLP on (state, condition); without the condition it is plain BC.
 
-Emmons et al., "RvS: What is Essential for Offline RL via Supervised Learning?" (2021).
+Emmons et al., "RvS: What is Essential for Offline RL via Supervised Learning?" (2021). The
+condition is the return-to-go (RvS-R) or, with ``condition="skill"``, the skill rank of the
+behaviour that produced the episode (the essay's AlphaStar example: a player's rating, known before
+the game, rather than this game's outcome).
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ class ConditionedMLP(nn.Module):
     context = 1
 
     def __init__(self, spec, hidden: int = 256, layers: int = 2, dropout: float = 0.1,
-                 conditioned: bool = True):
+                 conditioned: bool = True, condition: str = "return"):
         super().__init__()
-        self.spec, self.conditioned = spec, conditioned
+        self.spec, self.conditioned, self.condition = spec, conditioned, condition
         self.norm = Normalizer(spec)
         dims = [spec.obs_dim + int(conditioned)] + [hidden] * layers
         blocks: list[nn.Module] = []

@@ -2,8 +2,8 @@
 
 Reads top to bottom: build the model, sample batches of windows from the training data, minimise
 the model's loss with AdamW under a warm-up + cosine schedule, evaluate a fixed validation set
-every ``eval_every`` steps, keep the weights with the lowest validation loss, stop early when it
-stops improving. The loop knows nothing of families, files or tracking: what to train comes in
+every ``eval_every`` steps, keep the weights with the lowest validation loss (and, apart, the last
+ones), stop early when it stops improving. The loop knows nothing of families, files or tracking: what to train comes in
 as a model factory and typed settings; saving and logging are the caller's (see
 :mod:`justask.training.runs`), resuming is :mod:`justask.training.resume`'s.
 """
@@ -66,6 +66,7 @@ class FitResult:
     curve: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     samples_per_second: float = 0.0
+    last_state: dict | None = None  # the weights at the last step run ("last", against the selected "best")
 
 
 def evaluate_loss(model, data: Batches, batch: int) -> float:
@@ -144,9 +145,10 @@ def fit(
             if state.done:
                 break
     elapsed = time.perf_counter() - start
+    last_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
     model.eval()
     ran = state.step - first + 1
     return FitResult(model, state.best_loss, state.best_step, state.step, state.curve, state.seconds + elapsed,
-                     ran * opt_cfg.batch_size / max(elapsed, 1e-9) if ran > 0 else 0.0)
+                     ran * opt_cfg.batch_size / max(elapsed, 1e-9) if ran > 0 else 0.0, last_state)

@@ -45,9 +45,12 @@ def fit_and_save(mlflow, *, run_name: str, label: dict, hp: dict, build: Callabl
                  train: Batches, val: Batches, optimisation: Optimisation, loop: Loop,
                  save: Callable[[Path, torch.nn.Module, dict], None], run_dir: Path, meta: dict,
                  register_as: str | None = None, pyfunc=None, resume: Resume | None = None,
-                 fix: str = "lower its lr in params.yaml or check the relabeled data") -> list[dict]:
+                 fix: str = "lower its lr in params.yaml or check the relabeled data",
+                 measure: Callable[[torch.nn.Module], dict] | None = None, keep_last: bool = False) -> list[dict]:
     """Fit one seed as a nested MLflow run; ``save(path, model, meta)`` writes ``run_dir/model.pt``
-    (``meta`` plus the best validation loss and step); ``curve.csv`` goes beside it; with
+    (``meta`` plus the best validation loss and step, and what ``measure(model)`` returns, also
+    logged to MLflow); with ``keep_last`` the weights of the last step go to ``run_dir/last.pt``
+    (same format); ``curve.csv`` goes beside it; with
     ``register_as`` the checkpoint is registered as that model, ``pyfunc`` (see
     :func:`justask.registry.register`) wrapping it. ``label`` (dataset, model, seed) heads each
     curve row; returns the rows. ``fix`` ends the message of a non-finite validation loss."""
@@ -60,8 +63,15 @@ def fit_and_save(mlflow, *, run_name: str, label: dict, hp: dict, build: Callabl
             raise StageFailed(f"{run_name}: validation loss is not finite; {fix}")
         mlflow.log_metrics({"best_val_loss": result.best_val_loss, "best_step": result.best_step,
                             "train_seconds": result.seconds, "samples_per_second": result.samples_per_second})
+        measured = measure(result.model) if measure is not None else {}
+        mlflow.log_metrics(measured)
         ckpt = run_dir / "model.pt"
-        save(ckpt, result.model, {**meta, "best_val_loss": result.best_val_loss, "best_step": result.best_step})
+        save(ckpt, result.model, {**meta, "best_val_loss": result.best_val_loss, "best_step": result.best_step,
+                                  **measured})
+        if keep_last:
+            last = build().to(loop.device)
+            last.load_state_dict(result.last_state)
+            save(run_dir / "last.pt", last.eval(), {**meta, "step": result.steps_run})
         mlflow.set_tags({"checkpoint": str(ckpt), "checkpoint_sha256": file_sha256(ckpt)})
         rows = [{**label, **p} for p in result.curve]
         write_text(run_dir / "curve.csv", curves_csv(rows))

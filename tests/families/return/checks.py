@@ -16,11 +16,22 @@ def check_outputs(repo: Path) -> None:
         models = summary["models"]
         assert set(models) == set(params.train.models)
         for kind, cells in models.items():
-            assert set(cells) == (targets if kind in ("rvs", "dt") else {"any"}), (kind, cells)
+            expected = targets if kind in ("rvs", "dt") else {"top_skill"} if kind == "skill" else {"any"}
+            assert set(cells) == expected, (kind, cells)
             for cell in cells.values():
                 assert cell["episodes"] == len(params.train.seeds) * params.evaluate.episodes
                 assert cell["score_iqm_lo"] <= cell["score_iqm"] <= cell["score_iqm_hi"]
+        # Every model's last weights beside the selected ones, one score per training seed.
+        assert set(summary["last"]) == set(models)
+        for kind, cmp in summary["last"].items():
+            assert len(cmp["best_seed_scores"]) == len(cmp["last_seed_scores"]) == len(params.train.seeds)
+            assert cmp["ask"] == ("t1" if kind in ("rvs", "dt") else "top_skill" if kind == "skill" else "any")
+        # The conditioning gap of every conditioned model, per seed; none for the baselines.
+        assert set(summary["conditioning_gap"]) == set(models) & {"rvs", "dt", "skill"}
+        for gap in summary["conditioning_gap"].values():
+            assert len(gap["seeds"]) == len(params.train.seeds)
     assert (repo / "metrics" / "return.csv").read_text().startswith("dataset,model,target_fraction,target,achieved")
     assert list((repo / "artifacts" / "return" / "evaluate").glob("*.gif"))
     shown = run([str(BIN / "justask"), "results", "return"], repo).stdout
     assert all(d in shown for d in params.collect.datasets) and "rvs" in shown
+    assert "top skill" in shown and "end of training (last)" in shown

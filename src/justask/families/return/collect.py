@@ -1,9 +1,10 @@
 """collect: roll out behaviour policies of mixed quality and store each named mix as a Minari dataset.
 
 Each behaviour (controller + epsilon) is rolled out once, as many episodes as the largest mix
-needs; a mix takes the first N episodes of each of its behaviours. Episode i of a behaviour is
-always reset with the same seed and uses its own random stream, so files are byte-identical for
-the same params whatever the worker count.
+needs; a mix takes the first N episodes of each of its behaviours. Each behaviour is also rated on
+``rating_episodes`` episodes of its own seeds (its skill rating, for skill-conditioned models).
+Episode i of a behaviour is always reset with the same seed and uses its own random stream, so
+files are byte-identical for the same params whatever the worker count.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def collect(params: Params, root: Path = Path(".")) -> dict:
         name = behaviour_name(controller, eps)
         seeds = stream_seeds(params.seed, f"collect/{name}", n)
         jobs[name] = chunk_jobs(controller, eps, seeds, env_cfg, cfg.workers, cfg.envs_per_worker)
+        # Its skill rating, the way a player's MMR is known before a game: its mean return on
+        # rating episodes of its own seeds, none of which is in any dataset.
+        rating = stream_seeds(params.seed, f"rating/{name}", cfg.rating_episodes)
+        jobs[f"rating/{name}"] = chunk_jobs(controller, eps, rating, env_cfg, cfg.workers, cfg.envs_per_worker)
     # Reference scores for normalisation: expert and random on their own seeds.
     for ref in ("expert", "random"):
         seeds = stream_seeds(params.seed, f"reference/{ref}", cfg.reference_episodes)
@@ -52,12 +57,14 @@ def collect(params: Params, root: Path = Path(".")) -> dict:
                                params.scale)
     ref_min = float(np.mean([e.ret for e in pools.pop("reference/random")]))
     ref_max = float(np.mean([e.ret for e in pools.pop("reference/expert")]))
+    ratings = {name: float(np.mean([e.ret for e in pools.pop(f"rating/{name}")]))
+               for name in [k for k in pools if not k.startswith("rating/")]}
 
     behaviours = {
         name: {"mean_return": float(np.mean([e.ret for e in eps])),
                "std_return": float(np.std([e.ret for e in eps])),
                "mean_length": float(np.mean([len(e) for e in eps])),
-               "episodes": len(eps)}
+               "episodes": len(eps), "rating": ratings[name], "rating_episodes": cfg.rating_episodes}
         for name, eps in pools.items()
     }
     env = from_config(env_cfg)

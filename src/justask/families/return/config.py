@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from justask.lunar.config import BehaviourSpec, EnvConfig
-from justask.settings import MODEL_KINDS, FamilySection, FitConfig, Increasing, PolicyConfig, Strict, ValidateConfig
+from justask.settings import (
+    CONDITIONED,
+    MODEL_KINDS,
+    FamilySection,
+    FitConfig,
+    Increasing,
+    PolicyConfig,
+    Strict,
+    ValidateConfig,
+)
 
 
 class CollectConfig(Strict):
     workers: Annotated[int, Field(ge=1, le=64)] = 2
     envs_per_worker: Annotated[int, Field(ge=1, le=512)] = 16
     reference_episodes: Annotated[int, Field(ge=2)] = 50
+    rating_episodes: Annotated[int, Field(ge=2)] = 20  # per behaviour: its skill rating, outside every dataset
     datasets: dict[str, list[BehaviourSpec]]
 
     @field_validator("datasets")
@@ -42,6 +52,16 @@ class RelabelConfig(Strict):
 class TrainConfig(FitConfig):
     models: dict[str, PolicyConfig]
 
+    @model_validator(mode="after")
+    def full_length_trials(self) -> TrainConfig:
+        tuned = sorted(k for k, m in self.models.items() if m.tune)
+        if tuned and self.tune.n_trials > 0 and self.tune.trial_steps_fraction < 1.0:
+            raise ValueError(
+                f"models {tuned} are tuned on trials of {self.tune.trial_steps_fraction:g} x their steps; trials "
+                "that short select settings that ignore the condition (benchmarks/README.md, \"Conditioning "
+                "sweep\"). Set tune.trial_steps_fraction: 1.0, or tune: false on those models")
+        return self
+
     @field_validator("models")
     @classmethod
     def known_models(cls, v: dict[str, PolicyConfig]) -> dict[str, PolicyConfig]:
@@ -50,6 +70,10 @@ class TrainConfig(FitConfig):
             raise ValueError(f"unknown model(s) {sorted(unknown)}; allowed: {', '.join(MODEL_KINDS)}")
         if not v:
             raise ValueError("train at least one model")
+        untunable = sorted(k for k, m in v.items() if m.tune and k not in CONDITIONED)
+        if untunable:
+            raise ValueError(f"tune: true on {untunable}: only the return-conditioned models "
+                             f"({', '.join(CONDITIONED)}) are tuned; remove it")
         return v
 
 

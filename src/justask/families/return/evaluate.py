@@ -1,8 +1,11 @@
 """evaluate: roll every trained model out on held-out env seeds at every target return.
 
-Conditioned models (rvs, dt) are asked for each target in ``relabel.target_fractions``; BC and
-%BC ignore the condition and are rolled out once per seed. The model of each seed is the one
-selected on validation loss at training time; no evaluation result feeds back into selection.
+Return-conditioned models (rvs, dt) are asked for each target in ``relabel.target_fractions``; the
+skill-conditioned model for the top skill of the dataset; BC and %BC ignore the condition and are
+rolled out once per seed. The table's model of each seed is the one selected on validation loss at
+training time; no evaluation result feeds back into selection. The last weights of every seed are
+rolled out too, at the headline ask, so the gap between "best" and "last" is reported (CORL
+reports the last). The conditioning gap each conditioned model had at training time is copied in.
 Writes ``metrics/return.json`` (git-tracked, for ``dvc metrics diff``), achieved-vs-target plot
 data, per-episode results, a GIF of the best conditioned model at the highest target, and logs
 everything to MLflow.
@@ -23,12 +26,14 @@ from justask.device import pick_device
 from justask.errors import StageFailed
 from justask.io import atomic_write, rows_csv, write_json, write_text
 from justask.lunar.asking import RolloutJob, load_for_env, record_gif, rollout_checkpoints
-from justask.metrics import achieved_vs_target_rows, normalized_score, summarize
-from justask.models import CONDITIONED
+from justask.metrics import achieved_vs_target_rows, best_and_last, normalized_score, summarize
+from justask.models import CONDITIONED, SKILL_CONDITIONED
 from justask.paths import family_paths
 from justask.seeding import held_out_seeds, seed_everything, stream_seeds
 from justask.steps import StepTable
 from justask.tracking import setup_mlflow
+
+from .summary import collect_summary
 
 
 def evaluate(params: Params, root: Path = Path(".")) -> dict:
@@ -39,10 +44,11 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     seed_everything(params.seed)
     torch.set_grad_enabled(False)
     conditions = json.loads(paths.conditions.read_text())
-    summary = json.loads(paths.collect_summary.read_text())
+    summary = collect_summary(paths)
     collect_seeds = set()
-    for b in summary["behaviours"]:
-        collect_seeds |= set(stream_seeds(params.seed, f"collect/{b}", summary["behaviours"][b]["episodes"]))
+    for b, info in summary["behaviours"].items():
+        collect_seeds |= set(stream_seeds(params.seed, f"collect/{b}", info["episodes"]))
+        collect_seeds |= set(stream_seeds(params.seed, f"rating/{b}", info["rating_episodes"]))
     seeds = held_out_seeds(paths.eval_seeds, ecfg.episodes, collect_seeds)
     fractions = conditions["target_fractions"]
     t0 = time.perf_counter()
@@ -50,6 +56,7 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     rows = rollout_rows(params, paths, conditions, seeds, device, params.scale.workers)
     print(f"evaluate: {len(rows)} episodes rolled out ({time.perf_counter() - t0:.0f}s)")
     episodes = pd.DataFrame(rows)
+    best, last = episodes[episodes.weights == "best"], episodes[episodes.weights == "last"]
 
     metrics: dict = {"ref_min_score": summary["ref_min_score"], "ref_max_score": summary["ref_max_score"],
                      "seeds": list(fam.train.seeds), "episodes_per_target": ecfg.episodes,
@@ -58,19 +65,25 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     for dataset in conditions["datasets"]:
         table, _ = StepTable.load(paths.relabeled(dataset), "dvc repro relabel@return")
         data_returns[dataset] = table.returns
-        metrics["datasets"][dataset] = summarize(
-            episodes[episodes.dataset == dataset], summary["ref_min_score"], summary["ref_max_score"],
-            table.returns, ecfg.bootstrap_reps, params.seed)
+        refs = (summary["ref_min_score"], summary["ref_max_score"])
+        metrics["datasets"][dataset] = {
+            **summarize(best[best.dataset == dataset], *refs, table.returns, ecfg.bootstrap_reps, params.seed),
+            "last": best_and_last(best[best.dataset == dataset], last[last.dataset == dataset], *refs,
+                                  ecfg.bootstrap_reps, params.seed),
+            "conditioning_gap": conditioning_gaps(params, paths, dataset),
+            "skill_labels": conditions["datasets"][dataset]["skill_labels"]}
     for name, b in summary["behaviours"].items():
         metrics["behaviours"][name] = {
             "mean_return": round(b["mean_return"], 4),
             "score": round(float(normalized_score(b["mean_return"], summary["ref_min_score"],
-                                                  summary["ref_max_score"])), 4)}
+                                                  summary["ref_max_score"])), 4),
+            "rating_score": round(float(normalized_score(b["rating"], summary["ref_min_score"],
+                                                         summary["ref_max_score"])), 4)}
 
     out = paths.evaluate
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "episodes.csv", lambda p: episodes.to_csv(p, index=False, float_format="%.6g"))
-    plot_rows = achieved_vs_target_rows(episodes, data_returns)
+    plot_rows = achieved_vs_target_rows(best, data_returns)
     write_text(paths.plot, rows_csv(plot_rows))
     write_json(paths.metrics, metrics)
     gif = _gif(params, paths, metrics, conditions, seeds[0], device) if ecfg.gif else None
@@ -79,10 +92,33 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     return metrics
 
 
+def headline_fraction(fractions: list[float]) -> float:
+    """The ask every "best vs last" comparison is made at: the expert's return (1.0), or the
+    configured fraction closest to it."""
+    return min(fractions, key=lambda f: (abs(f - 1.0), -f))
+
+
+def asks_of(model_name: str, weights: str, fractions: list[float], targets: list[float],
+            top_skill: float) -> list[tuple[float | None, float, float | None]]:
+    """(target fraction, target, asked skill) of each ask of a model: a return-conditioned model
+    at every target (its last weights at the headline target only), a skill-conditioned one for
+    the top skill, a baseline once with no target."""
+    if model_name in CONDITIONED:
+        asks = list(zip(fractions, targets, strict=True))
+        if weights == "last":
+            asks = [a for a in asks if a[0] == headline_fraction(fractions)]
+        return [(f, t, None) for f, t in asks]
+    if model_name in SKILL_CONDITIONED:
+        return [(None, top_skill, top_skill)]
+    return [(None, 0.0, None)]
+
+
 def rollout_rows(params: Params, paths, conditions: dict, seeds: list[int], device, workers: int) -> list[dict]:
     """One row per episode: every (dataset, model, training seed) asked for every target on
-    ``seeds``. Each checkpoint is checked here, then rolled out by a job that loads it from its
-    file, ``workers`` jobs at a time on the ``scale`` executor; rows are identical for any count."""
+    ``seeds`` with its selected weights (``model.pt``), and once more at the headline ask with its
+    last weights (``last.pt``). Each checkpoint is checked here, then rolled out by a job that
+    loads it from its file, ``workers`` jobs at a time on the ``scale`` executor; rows are
+    identical for any count."""
     fam = params.family("return")
     ecfg = fam.evaluate
     fractions = conditions["target_fractions"]
@@ -91,27 +127,42 @@ def rollout_rows(params: Params, paths, conditions: dict, seeds: list[int], devi
         targets = [cond["target_returns"][f"{f:g}"] for f in fractions]
         for model_name in fam.train.models:
             for tseed in fam.train.seeds:
-                ckpt = paths.run_dir(dataset, model_name, tseed) / "model.pt"
-                try:
-                    load_for_env(ckpt, fam.env, device)
-                except FileNotFoundError:
-                    raise StageFailed(f"{ckpt}: missing; run `dvc repro train@return`") from None
-                except ValueError as e:
-                    raise StageFailed(str(e)) from None
-                asks = list(zip(fractions, targets, strict=True)) if model_name in CONDITIONED else [(None, 0.0)]
-                keys.append((dataset, model_name, tseed, asks))
-                jobs.append(RolloutJob(ckpt.absolute(), fam.env, tuple(s for _ in asks for s in seeds),
-                                       tuple(t for _, t in asks for _ in seeds), ecfg.num_envs, str(device)))
+                for weights, file in (("best", "model.pt"), ("last", "last.pt")):
+                    ckpt = paths.run_dir(dataset, model_name, tseed) / file
+                    try:
+                        load_for_env(ckpt, fam.env, device)
+                    except FileNotFoundError:
+                        raise StageFailed(f"{ckpt}: missing; run `dvc repro train@return`") from None
+                    except ValueError as e:
+                        raise StageFailed(str(e)) from None
+                    asks = asks_of(model_name, weights, fractions, targets, cond["top_skill"])
+                    keys.append((dataset, model_name, tseed, weights, asks))
+                    jobs.append(RolloutJob(ckpt.absolute(), fam.env, tuple(s for _ in asks for s in seeds),
+                                           tuple(t for _, t, _ in asks for _ in seeds), ecfg.num_envs, str(device)))
     rows: list[dict] = []
-    for (dataset, model_name, tseed, asks), results in zip(keys, rollout_checkpoints(jobs, workers, params.scale),
-                                                          strict=True):
+    for (dataset, model_name, tseed, weights, asks), results in zip(
+            keys, rollout_checkpoints(jobs, workers, params.scale), strict=True):
         for i, r in enumerate(results):
-            f, t = asks[i // len(seeds)]
-            rows.append({"dataset": dataset, "model": model_name, "seed": tseed,
+            f, t, skill = asks[i // len(seeds)]
+            rows.append({"dataset": dataset, "model": model_name, "seed": tseed, "weights": weights,
                          "target_fraction": np.nan if f is None else f,
-                         "target_return": np.nan if f is None else t, "episode": i % len(seeds),
+                         "target_return": np.nan if f is None else t,
+                         "asked_skill": np.nan if skill is None else skill, "episode": i % len(seeds),
                          "env_seed": r.env_seed, "ret": r.ret, "length": r.length})
     return rows
+
+
+def conditioning_gaps(params: Params, paths, dataset: str) -> dict:
+    """Each conditioned model's conditioning gap per training seed (measured at training time on
+    validation data, read from its checkpoint) and their mean."""
+    fam, out = params.family("return"), {}
+    for model_name in fam.train.models:
+        if model_name not in CONDITIONED + SKILL_CONDITIONED:
+            continue
+        gaps = [load_for_env(paths.run_dir(dataset, model_name, s) / "model.pt", fam.env)[1]["meta"]
+                ["conditioning_gap"] for s in fam.train.seeds]
+        out[model_name] = {"seeds": gaps, "mean": round(float(np.mean(gaps)), 4)}
+    return out
 
 
 def _gif(params: Params, paths, metrics: dict, conditions: dict, env_seed: int, device) -> Path | None:
@@ -147,6 +198,10 @@ def _log_mlflow(params: Params, root: Path, metrics: dict, paths, gif: Path | No
                 for key, cell in cells.items():
                     flat[f"{dataset}.{model}.{key}.score_iqm"] = cell["score_iqm"]
                     flat[f"{dataset}.{model}.{key}.return_mean"] = cell["return_mean"]
+            for model, cmp in d["last"].items():
+                flat[f"{dataset}.{model}.last.{cmp['ask']}.score_iqm"] = cmp["last"]["score_iqm"]
+            for model, gap in d["conditioning_gap"].items():
+                flat[f"{dataset}.{model}.conditioning_gap"] = gap["mean"]
         mlflow.log_metrics({k: v for k, v in flat.items() if v is not None})
         mlflow.log_artifact(str(paths.metrics))
         mlflow.log_artifact(str(paths.plot))

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from justask.metrics import ANY
+from justask.metrics import ANY, TOP_SKILL
 from justask.report import MISSING, num
 from justask.settings import MODEL_KINDS
 
@@ -19,16 +19,15 @@ def _fraction(key: str) -> float:
     return float(key[1:])
 
 
-def _target_keys(datasets: dict[str, Any]) -> tuple[list[str], bool]:
-    """Conditioned target keys over all datasets (by increasing fraction), and whether any
-    model is target-free."""
+def _columns(datasets: dict[str, Any]) -> list[str]:
+    """Target keys over all datasets: asked returns by increasing fraction, then the top skill,
+    then "any" (no target)."""
     keys: set[str] = set()
     for summary in datasets.values():
         for cells in summary["models"].values():
             keys.update(cells)
-    has_any = ANY in keys
-    keys.discard(ANY)
-    return sorted(keys, key=_fraction), has_any
+    asked = sorted(keys - {TOP_SKILL, ANY}, key=_fraction)
+    return asked + [k for k in (TOP_SKILL, ANY) if k in keys]
 
 
 def _cell_text(cell: dict[str, Any] | None, one_line: bool) -> str:
@@ -74,7 +73,10 @@ def _caption(metrics: dict[str, Any]) -> str:
         f"100 = expert (return {num(ref_max, 1)}). Columns: score asked for (target return = "
         f"random + asked/100 × (expert − random)); 'any' = no target. "
         f"{len(seeds)} training seed(s) {seeds} × {episodes} episode(s) per target. "
-        f"ρ = Spearman(target, mean return) over targets inside the dataset's return range."
+        f"ρ = Spearman(target, mean return) over targets inside the dataset's return range. "
+        f"'top skill' = the skill-conditioned model asked for the dataset's best-rated behaviour. "
+        f"gap = conditioning gap (validation loss with the condition swapped between rows minus the "
+        f"true one; 0 = condition ignored)."
     )
 
 
@@ -85,8 +87,7 @@ def results_table(metrics: dict[str, Any], console_width: int | None = None) -> 
     ``console_width`` the interval goes on a second line.
     """
     datasets: dict[str, Any] = metrics.get("datasets", {})
-    keys, has_any = _target_keys(datasets)
-    columns = keys + ([ANY] if has_any else [])
+    columns = _columns(datasets)
 
     blocks = []  # (dataset, data-range label, [(model, cells, rho)])
     for name, summary in datasets.items():
@@ -94,14 +95,15 @@ def results_table(metrics: dict[str, Any], console_width: int | None = None) -> 
         label = f"data: {num(data.get('score_min'))} … {num(data.get('score_max'))}"
         models = summary.get("models", {})
         correlation = summary.get("correlation", {})
-        rows = [(m, models[m], _rho_text(correlation.get(m))) for m in _ordered(models)]
+        gaps = summary.get("conditioning_gap", {})
+        rows = [(m, models[m], _rho_text(correlation.get(m)), _gap_text(gaps.get(m))) for m in _ordered(models)]
         blocks.append((name, label, rows))
 
-    header = ["dataset / model", *(_header(k) for k in columns), "ρ"]
+    header = ["dataset / model", *(_header(k) for k in columns), "ρ", "gap"]
     one_line_rows = [header] + [
-        [f"  {m}", *(_cell_text(cells.get(k), True) for k in columns), rho]
+        [f"  {m}", *(_cell_text(cells.get(k), True) for k in columns), rho, gap]
         for _, _, rows in blocks
-        for m, cells, rho in rows
+        for m, cells, rho, gap in rows
     ]
     one_line = _fits_one_line(one_line_rows, console_width)
 
@@ -114,23 +116,47 @@ def results_table(metrics: dict[str, Any], console_width: int | None = None) -> 
         collapse_padding=True,
     )
     table.add_column(header[0], no_wrap=True)
-    for title in header[1:-1]:
+    for title in header[1:-2]:
         table.add_column(title, justify="right", no_wrap=one_line)
-    table.add_column(header[-1], justify="right", no_wrap=True)
+    for title in header[-2:]:
+        table.add_column(title, justify="right", no_wrap=True)
 
-    blank = [""] * (len(columns) + 1)
+    blank = [""] * (len(columns) + 2)
     for b, (name, label, rows) in enumerate(blocks):
         table.add_row(f"[bold cyan]{name}[/]", *blank)
         table.add_row(f"[dim]{label}[/]", *blank)
-        for r, (model, cells, rho) in enumerate(rows):
+        for r, (model, cells, rho, gap) in enumerate(rows):
             last = r == len(rows) - 1 and b < len(blocks) - 1
             row = [_cell_text(cells.get(k), one_line) for k in columns]
-            table.add_row(f"  {model}", *row, rho, end_section=last)
+            table.add_row(f"  {model}", *row, rho, gap, end_section=last)
+    return table
+
+
+def _gap_text(gap: dict[str, Any] | None) -> str:
+    return "" if gap is None else f"{gap['mean']:.3f}"
+
+
+def last_table(metrics: dict[str, Any]) -> Table:
+    """Per dataset and model, at the headline ask: each seed's mean score with the weights selected
+    on validation loss and with the last ones, and the last weights' IQM [95% CI]."""
+    table = Table(title="Selected on validation loss (best) vs end of training (last)", box=box.SIMPLE_HEAD,
+                  pad_edge=False, caption="Per-seed mean normalised score at the ask shown; the results table "
+                  "above uses the best weights.", caption_justify="left")
+    for title in ("dataset", "model", "ask", "best, per seed", "last, per seed", "last IQM"):
+        table.add_column(title, justify="left" if title in ("dataset", "model") else "right")
+    for name, summary in metrics.get("datasets", {}).items():
+        last = summary.get("last", {})
+        for i, model in enumerate(_ordered(last)):
+            cmp = last[model]
+            table.add_row(name if i == 0 else "", model, _header(cmp["ask"]),
+                          " ".join(num(x) for x in cmp["best_seed_scores"]),
+                          " ".join(num(x) for x in cmp["last_seed_scores"]), _cell_text(cmp["last"], True),
+                          end_section=i == len(last) - 1)
     return table
 
 
 def _header(key: str) -> str:
-    return "any" if key == ANY else f"ask {100 * _fraction(key):g}"
+    return {ANY: "any", TOP_SKILL: "top skill"}.get(key) or f"ask {100 * _fraction(key):g}"
 
 
 def behaviours_table(metrics: dict[str, Any]) -> Table:
@@ -139,13 +165,16 @@ def behaviours_table(metrics: dict[str, Any]) -> Table:
     table.add_column("behaviour")
     table.add_column("mean return", justify="right")
     table.add_column("score", justify="right")
+    table.add_column("rating (score)", justify="right")
     behaviours = metrics.get("behaviours", {})
     for name, b in sorted(behaviours.items(), key=lambda kv: -(kv[1].get("score") or -math.inf)):
-        table.add_row(name, num(b.get("mean_return"), 1), num(b.get("score"), 1))
+        table.add_row(name, num(b.get("mean_return"), 1), num(b.get("score"), 1), num(b.get("rating_score"), 1))
     return table
 
 
 def print_results(metrics: dict[str, Any], console: Console) -> None:
     console.print(results_table(metrics, console_width=console.width))
+    if any(d.get("last") for d in metrics.get("datasets", {}).values()):
+        console.print(last_table(metrics))
     if metrics.get("behaviours"):
         console.print(behaviours_table(metrics))
