@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -35,8 +34,8 @@ from justask.config import load_params
 from justask.lunar.asking import rollout
 from justask.metrics import normalized_score
 from justask.models import CONDITIONED, candidate, condition_of
-from justask.policies import conditioning_gap, episodes_for
-from justask.steps import Steps, StepTable, data_spec
+from justask.policies import conditioning_gap, policy_data
+from justask.steps import StepTable, data_spec
 from justask.training.loop import Loop, fit
 
 DEV_SEEDS = list(range(500_000_000, 500_000_020))
@@ -69,13 +68,9 @@ def probe(root: Path, dataset: str, kind: str, steps: int, hp: dict, factory=Non
     conditions = json.loads((root / "artifacts/return/relabel/conditions.json").read_text())["datasets"]
     device = torch.device("cpu")
     table, meta = StepTable.load(root / "artifacts/return/relabel" / dataset)
-    spec, cond, condition = data_spec(table, meta), conditions[dataset], condition_of(kind)
-    if condition == "skill":
-        spec = replace(spec, return_scale=1.0)
-    keep = np.ones(table.n_episodes, bool) if behaviours is None else np.isin(meta["behaviours"], behaviours)
-    pick = lambda split: np.intersect1d(episodes_for(kind, table, split, 0.1), np.flatnonzero(keep))  # noqa: E731
-    train = Steps(table, pick(0), device, condition=condition)
-    val = Steps(table, pick(1), device, max_rows=2048, condition=condition)
+    cond = conditions[dataset]
+    only = None if behaviours is None else np.flatnonzero(np.isin(meta["behaviours"], behaviours))
+    spec, train, val = policy_data(kind, table, data_spec(table, meta), device, 0.1, 2048, only)
     build, optimisation = candidate(kind, spec, hp, steps)
     if factory is not None:
         build = partial(factory, spec, hp)
@@ -83,7 +78,7 @@ def probe(root: Path, dataset: str, kind: str, steps: int, hp: dict, factory=Non
     result = fit(build, train, val, optimisation, Loop(tcfg.eval_every, tcfg.patience, seed=0, device=device))
     gap = conditioning_gap(result.model, val)
     asks = ASK if kind in CONDITIONED else [1.0]
-    targets = [cond["top_skill"] if condition == "skill" else cond["target_returns"][f"{f:g}"] for f in asks]
+    targets = [cond["top_skill"] if condition_of(kind) == "skill" else cond["target_returns"][f"{f:g}"] for f in asks]
     episodes = rollout(result.model, params.family("return").env, DEV_SEEDS * len(asks),
                        [t for t in targets for _ in DEV_SEEDS], 64, device)
     rets = np.array([e.ret for e in episodes]).reshape(len(asks), len(DEV_SEEDS))

@@ -70,10 +70,8 @@ class ConditionedRollout:
         return self.actions[:, -1].copy()
 
     def observe(self, rewards: np.ndarray, ended: np.ndarray, active: np.ndarray) -> None:
-        if not self.decrement:
-            self.step += 1
-            return
-        if self.reward_fn is not None:
-            rewards = self.reward_fn(self.last_obs)
-        self.remaining -= rewards.astype(np.float32)
+        if self.decrement:
+            if self.reward_fn is not None:
+                rewards = self.reward_fn(self.last_obs)
+            self.remaining -= rewards.astype(np.float32)
         self.step += 1

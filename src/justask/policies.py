@@ -38,6 +38,23 @@ def episodes_for(kind: str, table: StepTable, split: int, top_fraction: float) -
     return np.sort(eps[np.argsort(-table.returns[eps], kind="stable")][:keep])
 
 
+def policy_data(kind: str, table: StepTable, spec: Spec, device: torch.device, top_fraction: float,
+                val_rows: int | None, only: np.ndarray | None = None) -> tuple[Spec, Steps, Steps]:
+    """What model ``kind`` trains on: its spec (a skill rank in [0, 1] enters unscaled), and its
+    training and validation windows holding the condition it reads (``only``: a subset of the
+    episodes, e.g. an oracle filter in a benchmark)."""
+    condition = condition_of(kind)
+    if condition == "skill":
+        spec = replace(spec, return_scale=1.0)
+
+    def steps(split: int, max_rows: int | None) -> Steps:
+        eps = episodes_for(kind, table, split, top_fraction)
+        return Steps(table, eps if only is None else np.intersect1d(eps, only), device, max_rows=max_rows,
+                     condition=condition)
+
+    return spec, steps(0, None), steps(1, val_rows)
+
+
 def conditioning_gap(model: torch.nn.Module, val: Steps, batch: int = 4096, seed: int = 0) -> float:
     """How much a conditioned model reads its condition: the validation loss with each window's
     condition swapped for another validation row's, minus the true validation loss (0: ignored).
@@ -66,13 +83,9 @@ def fit_policy(mlflow, *, paths: FamilyPaths, dataset: str, folder: str, kind: s
     """Tune (when asked) and fit model ``kind`` on every seed of ``cfg.seeds``, saving each under
     ``paths.train/folder/kind/seed<k>/``; returns the hyper-parameters used and the curve rows.
     ``dataset`` labels the runs, checkpoints and curves; ``register_as`` names the registered model."""
-    family, condition = paths.family, condition_of(kind)
-    if condition == "skill":
-        spec = replace(spec, return_scale=1.0)  # a rank in [0, 1] enters unscaled
-    train = Steps(table, episodes_for(kind, table, 0, mcfg.top_fraction), device, condition=condition)
-    val = Steps(table, episodes_for(kind, table, 1, mcfg.top_fraction), device, max_rows=cfg.val_rows,
-                condition=condition)
-    measure = None if condition == "none" else (
+    family = paths.family
+    spec, train, val = policy_data(kind, table, spec, device, mcfg.top_fraction, cfg.val_rows)
+    measure = None if condition_of(kind) == "none" else (
         lambda model: {"conditioning_gap": round(conditioning_gap(model, val, cfg.val_batch), 6)})
     curves: list[dict] = []
     with mlflow.start_run(run_name=f"{family}-{dataset}-{kind}"):

@@ -96,18 +96,13 @@ def policy_cases(family: str, models: dict, env, quick: bool, seed: int, device,
     """A case per return-conditioned policy of ``models`` (name -> PolicyConfig), on a LunarLander table."""
     from functools import partial
 
-    from justask.models import candidate, condition_of
-    from justask.policies import episodes_for
-    from justask.steps import Steps
+    from justask.models import candidate
+    from justask.policies import policy_data
 
     table = lunar_table(env, quick, seed)
-    spec = lunar_spec(table, env)
     out = []
     for kind, mcfg in models.items():
-        condition = condition_of(kind)
-        train = Steps(table, episodes_for(kind, table, 0, mcfg.top_fraction), device, condition=condition)
-        val = Steps(table, episodes_for(kind, table, 1, mcfg.top_fraction), device, max_rows=val_rows,
-                    condition=condition)
+        spec, train, val = policy_data(kind, table, lunar_spec(table, env), device, mcfg.top_fraction, val_rows)
         # DT: (R, s[, a]) per step; an MLP reads one step
         tokens = mcfg.context * (3 if mcfg.actions else 2) if kind == "dt" else 1
         out.append(TrainingCase(f"{family}/{kind}", mcfg.hp, partial(candidate, kind, spec), train, val, tokens))

@@ -36,7 +36,7 @@ def build_model(kind: str, hp: dict, spec: Spec) -> torch.nn.Module:
                                    actions=hp.get("actions", True))
     if kind in ("bc", "pct_bc", "rvs", "skill"):
         return ConditionedMLP(spec, hidden=hp["hidden"], layers=hp["layers"], dropout=hp["dropout"],
-                              conditioned=kind in ("rvs", "skill"), condition=condition_of(kind))
+                              condition=condition_of(kind))
     raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
 
 

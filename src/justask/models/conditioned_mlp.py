@@ -17,12 +17,13 @@ from justask.models.common import Normalizer, action_loss, greedy
 class ConditionedMLP(nn.Module):
     context = 1
 
-    def __init__(self, spec, hidden: int = 256, layers: int = 2, dropout: float = 0.1,
-                 conditioned: bool = True, condition: str = "return"):
+    def __init__(self, spec, hidden: int = 256, layers: int = 2, dropout: float = 0.1, condition: str = "return"):
+        """``condition``: ``return``, ``skill`` or ``none`` (plain BC)."""
         super().__init__()
-        self.spec, self.conditioned, self.condition = spec, conditioned, condition
+        self.spec, self.condition = spec, condition
+        self.conditioned = condition != "none"
         self.norm = Normalizer(spec)
-        dims = [spec.obs_dim + int(conditioned)] + [hidden] * layers
+        dims = [spec.obs_dim + int(self.conditioned)] + [hidden] * layers
         blocks: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:], strict=True):
             blocks += [nn.Linear(a, b), nn.GELU(), nn.Dropout(dropout)]

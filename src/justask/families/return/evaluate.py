@@ -62,14 +62,14 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
                      "seeds": list(fam.train.seeds), "episodes_per_target": ecfg.episodes,
                      "target_fractions": fractions, "datasets": {}, "behaviours": {}}
     data_returns = {}
+    refs = (summary["ref_min_score"], summary["ref_max_score"])
     for dataset in conditions["datasets"]:
         table, _ = StepTable.load(paths.relabeled(dataset), "dvc repro relabel@return")
         data_returns[dataset] = table.returns
-        refs = (summary["ref_min_score"], summary["ref_max_score"])
+        mine = best[best.dataset == dataset]
         metrics["datasets"][dataset] = {
-            **summarize(best[best.dataset == dataset], *refs, table.returns, ecfg.bootstrap_reps, params.seed),
-            "last": best_and_last(best[best.dataset == dataset], last[last.dataset == dataset], *refs,
-                                  ecfg.bootstrap_reps, params.seed),
+            **summarize(mine, *refs, table.returns, ecfg.bootstrap_reps, params.seed),
+            "last": best_and_last(mine, last[last.dataset == dataset], *refs, ecfg.bootstrap_reps, params.seed),
             "conditioning_gap": conditioning_gaps(params, paths, dataset),
             "skill_labels": conditions["datasets"][dataset]["skill_labels"]}
     for name, b in summary["behaviours"].items():
