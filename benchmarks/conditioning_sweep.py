@@ -59,18 +59,20 @@ def check_dev_seeds(root: Path) -> None:
         raise SystemExit("development seeds overlap data/return/eval_seeds.json; pick another range")
 
 
-def probe(root: Path, dataset: str, kind: str, steps: int, hp: dict, factory=None, behaviours=None) -> dict:
+def probe(root: Path, dataset: str, kind: str, steps: int, hp: dict, factory=None, behaviours=None,
+          sampling: str = "step") -> dict:
     """Fit ``kind`` on ``dataset`` (training seed 0), then measure its conditioning gap and its
     scores asked for ``ASK`` on the development seeds. ``factory(spec, hp)`` replaces justask's
     model (for ablations); the optimisation is always the one the training loop uses;
-    ``behaviours`` keeps only the episodes of those behaviours (an oracle filter)."""
+    ``behaviours`` keeps only the episodes of those behaviours (an oracle filter); ``sampling`` is
+    how training batches are drawn (:func:`justask.steps.row_weights`)."""
     params = load_params(root / "params.yaml")
     conditions = json.loads((root / "artifacts/return/relabel/conditions.json").read_text())["datasets"]
     device = torch.device("cpu")
     table, meta = StepTable.load(root / "artifacts/return/relabel" / dataset)
     cond = conditions[dataset]
     only = None if behaviours is None else np.flatnonzero(np.isin(meta["behaviours"], behaviours))
-    spec, train, val = policy_data(kind, table, data_spec(table, meta), device, 0.1, 2048, only)
+    spec, train, val = policy_data(kind, table, data_spec(table, meta), device, 0.1, 2048, only, sampling)
     build, optimisation = candidate(kind, spec, hp, steps)
     if factory is not None:
         build = partial(factory, spec, hp)

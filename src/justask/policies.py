@@ -39,10 +39,13 @@ def episodes_for(kind: str, table: StepTable, split: int, top_fraction: float) -
 
 
 def policy_data(kind: str, table: StepTable, spec: Spec, device: torch.device, top_fraction: float,
-                val_rows: int | None, only: np.ndarray | None = None) -> tuple[Spec, Steps, Steps]:
+                val_rows: int | None, only: np.ndarray | None = None,
+                sampling: str = "step") -> tuple[Spec, Steps, Steps]:
     """What model ``kind`` trains on: its spec (a skill rank in [0, 1] enters unscaled), and its
     training and validation windows holding the condition it reads (``only``: a subset of the
-    episodes, e.g. an oracle filter in a benchmark)."""
+    episodes, e.g. an oracle filter in a benchmark; ``sampling``: how training batches are drawn,
+    :func:`justask.steps.row_weights`; validation stays per step: a validation set weighted like
+    training rests on its few rare episodes and stops training early, benchmarks/README.md)."""
     condition = condition_of(kind)
     if condition == "skill":
         spec = replace(spec, return_scale=1.0)
@@ -50,7 +53,7 @@ def policy_data(kind: str, table: StepTable, spec: Spec, device: torch.device, t
     def steps(split: int, max_rows: int | None) -> Steps:
         eps = episodes_for(kind, table, split, top_fraction)
         return Steps(table, eps if only is None else np.intersect1d(eps, only), device, max_rows=max_rows,
-                     condition=condition)
+                     condition=condition, sampling=sampling if split == 0 else "step")
 
     return spec, steps(0, None), steps(1, val_rows)
 
@@ -84,7 +87,8 @@ def fit_policy(mlflow, *, paths: FamilyPaths, dataset: str, folder: str, kind: s
     ``paths.train/folder/kind/seed<k>/``; returns the hyper-parameters used and the curve rows.
     ``dataset`` labels the runs, checkpoints and curves; ``register_as`` names the registered model."""
     family = paths.family
-    spec, train, val = policy_data(kind, table, spec, device, mcfg.top_fraction, cfg.val_rows)
+    spec, train, val = policy_data(kind, table, spec, device, mcfg.top_fraction, cfg.val_rows,
+                                   sampling=mcfg.sampling)
     measure = None if condition_of(kind) == "none" else (
         lambda model: {"conditioning_gap": round(conditioning_gap(model, val, cfg.val_batch), 6)})
     curves: list[dict] = []

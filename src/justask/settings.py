@@ -103,6 +103,8 @@ class PolicyConfig(Strict):
     steps: PosInt = 2000
     top_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1  # %BC only
     actions: bool = True  # DT only: past action tokens in the context
+    # how training batches are drawn: per step, per episode, per return bin (justask.steps.row_weights)
+    sampling: Literal["step", "episode", "return"] = "step"
     tune: bool = False
 
     @property

@@ -120,14 +120,40 @@ def data_spec(table: StepTable, meta: dict) -> Spec:
     )
 
 
+SAMPLINGS = ("step", "episode", "return")
+
+
+def row_weights(table: StepTable, rows: np.ndarray, sampling: str, bins: int = 10) -> np.ndarray | None:
+    """Sampling probability of each of ``rows`` (None: uniform over steps, ``step``).
+
+    ``episode``: every selected episode equally likely, then a step of it uniformly (long episodes
+    stop dominating); ``return``: every occupied bin of ``bins`` equal-width bins of the selected
+    episodes' returns equally likely, then an episode of that bin, then a step (a rare return gets
+    the share of a common one)."""
+    if sampling == "step":
+        return None
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+    episodes, row_ep, per_episode = np.unique(table.episode[rows], return_inverse=True, return_counts=True)
+    weight = 1.0 / per_episode  # each episode sums to 1
+    if sampling == "return":
+        ret = table.returns[episodes]
+        edges = np.linspace(ret.min(), ret.max(), bins + 1)[1:-1]
+        _, bin_of, per_bin = np.unique(np.digitize(ret, edges), return_inverse=True, return_counts=True)
+        weight = weight / per_bin[bin_of]  # each occupied bin sums to 1
+    w = weight[row_ep]
+    return w / w.sum()
+
+
 class Steps:
     """A relabeled table on the device, restricted to some episodes, sampled as windows.
 
     ``condition`` is what the windows' ``rtg`` entry holds: the return-to-go (``return``) or the
-    episode's skill label (``skill``, the same at every step)."""
+    episode's skill label (``skill``, the same at every step). ``sampling`` is how a training batch
+    picks its rows (:func:`row_weights`); validation passes go over every row, unweighted."""
 
     def __init__(self, table: StepTable, episodes: np.ndarray, device: torch.device,
-                 max_rows: int | None = None, condition: str = "return"):
+                 max_rows: int | None = None, condition: str = "return", sampling: str = "step"):
         rows = np.flatnonzero(np.isin(table.episode, episodes))
         if len(rows) == 0:
             raise ValueError("no steps selected for training; check the split and top_fraction")
@@ -135,6 +161,9 @@ class Steps:
             rows = rows[np.linspace(0, len(rows) - 1, max_rows).astype(np.int64)]
         t = lambda a: torch.as_tensor(np.ascontiguousarray(a), device=device)  # noqa: E731
         self.rows = t(rows)
+        weights = row_weights(table, rows, sampling)
+        # inverse-CDF draws: one searchsorted per batch, not a multinomial over every row
+        self.cdf = None if weights is None else torch.as_tensor(np.cumsum(weights), dtype=torch.float64)
         self.obs, self.actions = t(table.observations), t(table.actions)
         if condition == "skill":
             if table.skill is None:
@@ -166,5 +195,10 @@ class Steps:
         }
 
     def sample(self, gen: torch.Generator, batch: int, k: int) -> dict[str, torch.Tensor]:
-        pick = torch.randint(len(self.rows), (batch,), generator=gen, device="cpu").to(self.device)
+        if self.cdf is None:
+            pick = torch.randint(len(self.rows), (batch,), generator=gen, device="cpu")
+        else:
+            u = torch.rand(batch, generator=gen, dtype=torch.float64) * self.cdf[-1]
+            pick = torch.searchsorted(self.cdf, u, right=True).clamp_(max=len(self.rows) - 1)
+        pick = pick.to(self.device)
         return self.windows(self.rows[pick], k)

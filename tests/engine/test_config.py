@@ -117,6 +117,26 @@ def test_invalid_combination_is_named(tmp_path, field, value, at, expected):
     assert expected in message
 
 
+def test_held_out_pair_not_composable_in_a_level_is_refused(tmp_path):
+    """Per level, not pooled: (purple, door) is refused because OpenDoorColor's rooms hold only
+    doors, so "purple" is never trained there; as a cross-level pair it is accepted."""
+    def hold(colour_object, cross_level=()):
+        def mutate(raw):
+            lang = raw["families"]["language"]
+            lang["env"]["levels"] = ["BabyAI-GoToLocal-v0", "BabyAI-OpenDoorColor-v0"]
+            lang["relabel"]["held_out"].update(colour_object=colour_object, cross_level=list(cross_level))
+        return mutate
+
+    message = _error(tmp_path, hold([["red", "ball"], ["purple", "door"]]))
+    assert "  - families.language:" in message
+    assert "relabel.held_out" in message
+    assert "('purple', 'door') in BabyAI-OpenDoorColor-v0" in message
+    assert "the colour 'purple' with another object" in message
+    raw = _raw()
+    hold([["red", "ball"]], [["purple", "door"]])(raw)
+    assert load_params(_write(tmp_path, raw)).family("language").relabel.held_out.cross_level == [("purple", "door")]
+
+
 def test_unknown_model_kind(tmp_path):
     message = _error(tmp_path, _set("families.return.train.models.ppo", {"hidden": 64}))
     assert "families.return.train.models:" in message

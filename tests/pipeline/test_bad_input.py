@@ -156,8 +156,10 @@ def test_language_data_too_small_to_split(tmp_path, section, key, value, expecte
     """Checked on the whole family section (levels x episodes): the error sits at families.language
     and names the field."""
     raw = yaml.safe_load((ROOT / "profiles" / "test.yaml").read_text())
-    assert len(raw["families"]["language"]["env"]["levels"]) == 1
-    raw["families"]["language"][section][key] = value
+    language = raw["families"]["language"]
+    language["env"]["levels"] = language["env"]["levels"][:1]  # one level: 1 episode in all
+    language["relabel"]["held_out"]["cross_level"] = []  # its doors are in the second level
+    language[section][key] = value
     message = _error(tmp_path, raw)
     assert "families.language: " in message and expected in message and "2 or more" in message
 

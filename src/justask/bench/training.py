@@ -102,7 +102,8 @@ def policy_cases(family: str, models: dict, env, quick: bool, seed: int, device,
     table = lunar_table(env, quick, seed)
     out = []
     for kind, mcfg in models.items():
-        spec, train, val = policy_data(kind, table, lunar_spec(table, env), device, mcfg.top_fraction, val_rows)
+        spec, train, val = policy_data(kind, table, lunar_spec(table, env), device, mcfg.top_fraction, val_rows,
+                                         sampling=mcfg.sampling)
         # DT: (R, s[, a]) per step; an MLP reads one step
         tokens = mcfg.context * (3 if mcfg.actions else 2) if kind == "dt" else 1
         out.append(TrainingCase(f"{family}/{kind}", mcfg.hp, partial(candidate, kind, spec), train, val, tokens))

@@ -13,15 +13,21 @@ def check_outputs(repo: Path) -> None:
     params = load_params(repo / "params.yaml").family("language")
     assert set(metrics["models"]) == set(params.train.models)
     for cells in metrics["models"].values():
-        assert {"seen", "colour_object", "paraphrase", "mission"} <= set(cells)
+        assert {"seen", "colour_object", "cross_level", "paraphrase", "mission"} <= set(cells)
         for cell in cells.values():
             assert 0 <= cell["ci"][0] <= cell["success"] <= cell["ci"][1] <= 1
+    # per level: composition is judged against seen asks of the same level; cross-level asks live
+    # only where the level's rooms hold the pair (the test profile's doors: OpenDoorColor)
+    for levels in metrics["by_level"].values():
+        assert set(levels) == set(params.env.levels)
+        assert "cross_level" not in levels["BabyAI-GoToLocal-v0"] and "colour_object" in levels["BabyAI-GoToLocal-v0"]
+        assert "cross_level" in levels["BabyAI-OpenDoorColor-v0"]
     heat = (repo / "metrics" / "language.csv").read_text().splitlines()
     assert heat[0] == "model,colour,type,success,episodes,held_out"
     assert any(line.endswith(",True") for line in heat[1:])  # the held-out cells are marked
     assert list((repo / "artifacts" / "language" / "evaluate" / "gifs").glob("seen-*.gif"))
     shown = run([str(BIN / "justask"), "results", "language"], repo).stdout
-    assert "seen" in shown and "relabeled-minilm" in shown
+    assert "seen" in shown and "relabeled-minilm" in shown and "held out vs seen in the same level" in shown
 
     # Ask in words: a grammar sentence is judged by the verifier; free wording needs --means;
     # the word encoder refuses words it never saw, naming the encoder that can read them.

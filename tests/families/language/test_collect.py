@@ -50,7 +50,8 @@ def test_datasets_load_with_minari(collected):
         assert ep.observations["image"].shape == (n + 1, 7, 7, 3)
         assert ep.observations["image"].dtype == np.uint8
         assert ep.observations["direction"].shape == (n + 1,)
-        assert ep.infos["mission"][0].decode().startswith("go to")
+        level = ep.infos["level"][0].decode()
+        assert ep.infos["mission"][0].decode().startswith("open the" if "OpenDoor" in level else "go to")
         assert ep.infos["behaviour"][0] == b"bot"
         assert ep.terminations[-1] or ep.truncations[-1]
     behaviours = {ep.infos["behaviour"][0].decode() for ep in mix.iterate_episodes()}
@@ -63,8 +64,9 @@ def test_summary_records_behaviour_quality(collected):
     summary = json.loads(family_paths("language", collected).collect_summary.read_text())
     demos = summary["datasets"]["demos"]["behaviours"]["BabyAI-GoToLocal-v0/bot"]
     assert demos["own_mission_success"] >= 0.75  # the bot solves its own missions
+    levels = _params().family("language").env.levels
     assert set(summary["datasets"]["mix"]["behaviours"]) == {
-        "BabyAI-GoToLocal-v0/other_goal", "BabyAI-GoToLocal-v0/noisy_bot-eps0.3", "BabyAI-GoToLocal-v0/random"}
+        f"{level}/{b}" for level in levels for b in ("other_goal", "noisy_bot-eps0.3", "random")}
 
 
 def test_same_params_same_bytes_whatever_the_worker_count(collected, tmp_path):
@@ -78,7 +80,9 @@ def test_same_params_same_bytes_whatever_the_worker_count(collected, tmp_path):
 def test_collect_seeds_are_distinct_streams():
     seeds = collect_env_seeds(_params())
     cfg = _params().family("language").collect
-    assert len(seeds) == sum(b.episodes for b in cfg.mix) + cfg.demos  # no seed reused across streams
+    levels = _params().family("language").env.levels
+    # no seed reused across streams (behaviours x levels)
+    assert len(seeds) == (sum(b.episodes for b in cfg.mix) + cfg.demos) * len(levels)
 
 
 def test_missing_language_section_is_a_clear_error(tmp_path):

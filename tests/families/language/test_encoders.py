@@ -17,7 +17,9 @@ from justask.families.language.encoders import (
     MINILM_SHA256,
     SentenceEmbedder,
     SentenceProjection,
+    TokenProjection,
     WordEncoder,
+    WordTokens,
     _minilm,
     build_instruction_encoder,
     unknown_words_message,
@@ -173,3 +175,34 @@ def test_unknown_words_message():
     for word in ("'grab'", "'and'", "'fetch'", "'it'", "minilm", "any English wording"):
         assert word in msg
     assert "'red'" not in msg.split(". ")[0]  # only the unknown words are named as unknown
+
+
+# --- token readers -------------------------------------------------------------------------------
+
+
+def test_embed_tokens_is_per_piece_padded_and_deterministic(embedder):
+    states, mask = embedder.embed_tokens(TEXTS)
+    assert states.shape[:2] == mask.shape and states.shape[2] == MINILM_DIM and states.dtype == np.float32
+    lengths = mask.sum(1)
+    assert lengths[5] > lengths[0] >= 7  # [CLS] go to the red ball [SEP]
+    assert np.all(states[~mask] == 0)
+    alone_states, alone_mask = embedder.embed_tokens(TEXTS[:1])
+    assert np.array_equal(alone_states[0, :lengths[0]], states[0, :lengths[0]])  # batch-independent bits
+    assert alone_mask.shape[1] == lengths[0]
+
+
+def test_token_readers_shapes_and_masks(embedder):
+    word = build_instruction_encoder("word", 16, vocab_size=len(VOCAB), reader="tokens")
+    assert isinstance(word, WordTokens) and word.reads_tokens
+    ids = torch.from_numpy(VOCAB.encode(TEXTS, max_len=12))
+    tokens, mask = word({"tokens": ids})
+    assert tokens.shape == (len(TEXTS), 12, 16) and torch.equal(mask, ids != Vocabulary.PAD)
+    states, piece_mask = embedder.embed_tokens(TEXTS)
+    proj = build_instruction_encoder("minilm", 16, reader="tokens")
+    assert isinstance(proj, TokenProjection)
+    out, m = proj({"token_states": torch.from_numpy(states), "token_mask": torch.from_numpy(piece_mask)})
+    assert out.shape == (*states.shape[:2], 16) and m.dtype == torch.bool
+    with pytest.raises(KeyError, match="token_mask"):
+        proj({"token_states": torch.from_numpy(states)})
+    with pytest.raises(ValueError, match="'sentence', 'tokens'"):
+        build_instruction_encoder("word", 16, vocab_size=10, reader="bag")

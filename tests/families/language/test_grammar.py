@@ -21,11 +21,15 @@ from justask.families.language.grammar import (
     Sequence,
     Vocabulary,
     candidate_instructions,
+    check_composition,
     check_held_out,
+    clauses,
+    composition_problems,
     describe,
     from_goal_tuple,
     from_minigrid,
     is_held_out,
+    level_inventory,
     load_paraphrases,
     paraphrase,
     parse,
@@ -33,6 +37,7 @@ from justask.families.language.grammar import (
 
 GOTO = "BabyAI-GoToLocal-v0"
 PUTNEXT = "BabyAI-PutNextLocal-v0"
+DOORS = "BabyAI-OpenDoorColor-v0"
 RED_BALL, BLUE_KEY, GREY_BOX = ("red", "ball"), ("blue", "key"), ("grey", "box")
 
 
@@ -311,6 +316,76 @@ def test_check_held_out_rejects_entries_outside_the_grammar():
         check_held_out({("pink", "ball")}, set())
     with pytest.raises(ValueError, match=r"verb_object \('open', 'ball'\)"):
         check_held_out(set(), {("open", "ball")})
+
+
+def test_cross_level_pairs_are_their_own_group():
+    purple_door = ("purple", "door")
+    assert is_held_out(Instruction("open", purple_door), [RED_BALL], [], [purple_door]) == "cross_level"
+    assert is_held_out(Instruction("goto", RED_BALL), [RED_BALL], [], [purple_door]) == "colour_object"
+    with pytest.raises(ValueError, match="both colour_object and cross_level"):
+        check_held_out({RED_BALL}, set(), {RED_BALL})
+
+
+def test_level_inventory_holds_what_the_rooms_hold():
+    assert {k for _, _, k in level_inventory(DOORS)} == {DOOR}
+    assert {k for _, _, k in level_inventory(GOTO)} == set(OBJECTS)
+    assert {v for v, _, _ in level_inventory(GOTO)} == {"goto", "pickup", "putnext"}
+    assert clauses(Instruction("putnext", RED_BALL, BLUE_KEY)) == {("putnext", *RED_BALL), ("putnext", *BLUE_KEY)}
+
+
+def _inventory(colours, kinds, verbs=("goto",)):
+    return {(v, c, k) for v in verbs for c in colours for k in kinds}
+
+
+def test_composition_needs_both_words_trained_in_the_same_level():
+    """A held-out colour x object pair tests composition only where its colour is trained with
+    another object and its object with another colour, in that level."""
+    present = {"A": _inventory(["red", "blue"], ["ball", "key"]), "B": _inventory(["red"], ["door"])}
+    trained = {lv: {x for x in inv if x[1:] != RED_BALL} for lv, inv in present.items()}
+    assert composition_problems([RED_BALL], [], [], present, trained) == []
+    # the red key was never a training label in A: "red" has no other partner there
+    trained["A"].discard(("goto", "red", "key"))
+    [problem] = composition_problems([RED_BALL], [], [], present, trained)
+    assert "colour_object ('red', 'ball') in A" in problem and "the colour 'red' with another object" in problem
+    # a pair the rooms never hold cannot be asked
+    assert "occurs in no level's rooms" in composition_problems([("grey", "box")], [], [], present, trained)[0]
+
+
+def test_cross_level_pairs_must_not_be_composable_within_a_level():
+    present = {"A": _inventory(["red", "blue"], ["ball"]), "B": _inventory(["red", "blue"], ["door"])}
+    trained = {lv: {x for x in inv if x[1:] != ("red", "door")} for lv, inv in present.items()}
+    # "red" is trained on balls (A) only, "door" on blue doors (B): transfer across levels, as declared
+    assert composition_problems([], [], [("red", "door")], present, trained) == []
+    # once B also trains a red ball, red and door meet in B: that is a composition pair
+    trained["B"].add(("goto", "red", "ball"))
+    assert composition_problems([], [], [("red", "door")], present, trained) \
+        == ["cross_level ('red', 'door'): composable within B (both words are trained there); list it under "
+            "colour_object"]
+    trained = {"A": set(), "B": {("goto", "blue", "door")}}
+    assert "its colour is trained in no level" in composition_problems([], [], [("red", "door")], present, trained)[0]
+
+
+def test_verb_object_pairs_are_checked_per_level():
+    present = {"A": _inventory(["red"], ["ball", "box"], ("goto", "pickup"))}
+    trained = {"A": {("goto", "red", "box"), ("goto", "red", "ball"), ("pickup", "red", "ball")}}
+    assert composition_problems([], [("pickup", "box")], [], present, trained) == []
+    trained["A"].discard(("pickup", "red", "ball"))
+    assert "the verb 'pickup' with another object" in composition_problems([], [("pickup", "box")], [], present,
+                                                                           trained)[0]
+
+
+def test_check_composition_names_the_pair_the_level_and_the_missing_word():
+    """The recorded run's (purple, door): doors occur only in OpenDoorColor, whose rooms hold
+    nothing else, so withholding it leaves "purple" untrained there: not a composition test."""
+    levels = [GOTO, PUTNEXT, DOORS]
+    with pytest.raises(ValueError) as e:
+        check_composition([RED_BALL, ("purple", "door")], [("pickup", "box")], [], levels)
+    assert f"colour_object ('purple', 'door') in {DOORS}" in str(e.value)
+    assert "the colour 'purple' with another object" in str(e.value)
+    assert "held_out.cross_level" in str(e.value)  # the fix
+    assert check_composition([RED_BALL], [("pickup", "box")], [("purple", "door")], levels) is None
+    with pytest.raises(ValueError, match="composable within"):
+        check_composition([], [], [RED_BALL], levels)
 
 
 # --- paraphrases ---------------------------------------------------------------------------------

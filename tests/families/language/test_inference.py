@@ -4,12 +4,15 @@ on the CPU matrix-product property ``justask.models.common.MIN_ROWS`` (see
 tests/engine/test_inference.py for the return-conditioned models' shortcut)."""
 
 import numpy as np
+import pytest
 import torch
 
 
-def test_language_cached_views_match_the_full_pass(monkeypatch):
+@pytest.mark.parametrize(("encoder", "reader"), [("word", "sentence"), ("word", "tokens"), ("minilm", "tokens")])
+def test_language_cached_views_match_the_full_pass(monkeypatch, encoder, reader):
     """The language rollout with its per-view cache and with the plain full pass gives the same
-    episodes (actions decide success and length; 24 asks on 8 envs turn slots over many times)."""
+    episodes (actions decide success and length; 24 asks on 8 envs turn slots over many times),
+    for a policy reading one instruction vector and for one whose cells attend over the tokens."""
     from justask.families.language import asking as lang_ask
     from justask.families.language.env import make_grid_env, reset_quietly
     from justask.families.language.grammar import Vocabulary
@@ -26,7 +29,7 @@ def test_language_cached_views_match_the_full_pass(monkeypatch):
     vocab = Vocabulary.build([a["text"] for a in asks])
     torch.manual_seed(0)
     model = build_policy({"hidden": 64, "context": 4, "dropout": 0.0},
-                         GridSpec(act_dim=7, encoder="word", vocab_size=len(vocab))).eval()
+                         GridSpec(act_dim=7, encoder=encoder, vocab_size=len(vocab), reader=reader)).eval()
     cpu = torch.device("cpu")
     cached = lang_ask.rollout_asks(model, vocab, asks, cpu, num_envs=8)
 
@@ -35,10 +38,10 @@ def test_language_cached_views_match_the_full_pass(monkeypatch):
     def full_pass(self, rows: np.ndarray) -> np.ndarray:
         """The plain batched pass: every slot's whole K-frame window and its instruction, each step."""
         passes.append(len(rows))
-        key = self.model.instruction.input_key
+        asked = torch.as_tensor(self.ask[rows], device=self.device)
         batch = {"images": torch.as_tensor(self.images[rows], device=self.device),
                  "directions": torch.as_tensor(self.dirs[rows], device=self.device),
-                 key: self.text[key][torch.as_tensor(self.ask[rows], device=self.device)]}
+                 **{k: v[asked] for k, v in self.text.items()}}
         return self.model.act(batch).cpu().numpy()
 
     monkeypatch.setattr(lang_ask.AskPolicy, "_act", full_pass)

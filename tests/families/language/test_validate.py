@@ -28,10 +28,18 @@ LEVEL = "BabyAI-GoToLocal-v0"
 
 
 @pytest.fixture(scope="module")
-def params():
-    p = load_params(ROOT / "profiles" / "test.yaml")
-    assert p.family("language").env.levels == [LEVEL]
-    return p
+def params(tmp_path_factory):
+    """The test profile on its first level alone (the counts below are one level's)."""
+    import yaml
+
+    raw = yaml.safe_load((ROOT / "profiles" / "test.yaml").read_text())
+    language = raw["families"]["language"]
+    assert language["env"]["levels"][0] == LEVEL
+    language["env"]["levels"] = [LEVEL]
+    language["relabel"]["held_out"]["cross_level"] = []  # its doors live in the second level
+    path = tmp_path_factory.mktemp("lang-params") / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_params(path)
 
 
 @pytest.fixture(scope="module")

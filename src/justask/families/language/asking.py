@@ -14,7 +14,7 @@ from .env import make_grid_vector_env
 from .grammar import parse
 from .policy import instruction_features
 
-GROUPS = ("seen", "colour_object", "verb_object", "paraphrase", "mission")
+GROUPS = ("seen", "colour_object", "cross_level", "verb_object", "paraphrase", "mission")
 
 
 class AskPolicy:
@@ -32,12 +32,13 @@ class AskPolicy:
         n, k = envs.num_envs, model.context
         self.model, self.asks, self.envs, self.device, self.k = model, asks, envs, device, k
         self.text = {name: torch.as_tensor(v, device=device) for name, v in
-                     instruction_features(model.spec.encoder, [a["text"] for a in asks], vocab).items()}
+                     instruction_features(model.spec.encoder, [a["text"] for a in asks], vocab,
+                                          model.spec.reader).items()}
         self.ask = np.zeros(n, np.int64)  # the ask each slot holds
         self.images = np.zeros((n, k, 7, 7, 3), np.uint8)
         self.dirs = np.zeros((n, k), np.int64)
         self.features: list[torch.Tensor | None] = [None] * n  # (K, hidden) view features of the window
-        self.instruction: list[torch.Tensor | None] = [None] * n
+        self.instruction: list[tuple[torch.Tensor, ...] | None] = [None] * n  # the model's condition()
 
     def start(self, slot: int, episode_index: int) -> None:
         ask = self.asks[episode_index]
@@ -65,13 +66,13 @@ class AskPolicy:
         new = [j for j, s in enumerate(rows) if self.features[s] is None]
         if new:  # encode each instruction once, when its episode starts (padded to MIN_ROWS rows)
             asks = [self.ask[rows[j]] for j in new]
-            key = model.instruction.input_key
-            encoded = model.instruction({key: self.text[key][asks + asks[:1] * (MIN_ROWS - len(asks))]})
-            for j, c in zip(new, encoded, strict=False):  # drops the padding
-                self.instruction[rows[j]] = c
-        cond = torch.stack([self.instruction[s] for s in rows])  # (B, hidden)
+            padded = asks + asks[:1] * (MIN_ROWS - len(asks))
+            encoded = model.condition({k: v[padded] for k, v in self.text.items()})
+            for i, j in enumerate(new):  # drops the padding
+                self.instruction[rows[j]] = tuple(c[i] for c in encoded)
+        cond = tuple(torch.stack(parts) for parts in zip(*(self.instruction[s] for s in rows), strict=True))
         views = np.concatenate([self.images[rows, -1], np.zeros((len(new), 7, 7, 3), np.uint8)])
-        f = model.frame_features(torch.as_tensor(views, device=device), torch.cat([cond, cond[new]]))
+        f = model.frame_features(torch.as_tensor(views, device=device), tuple(torch.cat([c, c[new]]) for c in cond))
         empty = dict(zip(new, f[len(rows):], strict=True))  # a new window starts as K empty views
         windows = torch.stack([empty[j].expand(self.k, -1) if self.features[s] is None else self.features[s]
                                for j, s in enumerate(rows)])

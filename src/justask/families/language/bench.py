@@ -80,7 +80,7 @@ def _grid_table(levels: list[str], quick: bool, seed: int):
     specs = [s for level in levels for s in episode_specs(seed, level, GridBehaviour("bot"), per, stream="bench")]
     episodes = collect_grid_episodes(specs, 1)
     missions = sorted({e.mission for e in episodes})
-    labels = [[(len(e) - 1, missions.index(e.mission))] for e in episodes]
+    labels = [[(0, len(e) - 1, missions.index(e.mission))] for e in episodes]
     split = np.zeros(len(episodes), np.int8)
     split[::5] = 1
     dicts = [{"observations": {"image": e.images, "direction": e.directions}, "actions": e.actions}
@@ -99,13 +99,18 @@ def training_cases(settings, device, val_rows: int = 64) -> list[TrainingCase]:
     fam = settings.params.family("language")
     table, missions, vocab = _grid_table(_levels(settings), settings.quick, settings.params.seed)
     gen = torch.Generator().manual_seed(0)
-    features = {"word": instruction_features("word", missions, vocab),
-                "minilm": {"sentence": torch.randn(len(missions), 384, generator=gen).numpy()}}
+    words = instruction_features("word", missions, vocab)
+    features = {  # random stand-ins for MiniLM's outputs: the speed does not depend on their values
+        ("word", "sentence"): words, ("word", "tokens"): words,
+        ("minilm", "sentence"): {"sentence": torch.randn(len(missions), 384, generator=gen).numpy()},
+        ("minilm", "tokens"): {"token_states": torch.randn(len(missions), 10, 384, generator=gen).numpy(),
+                               "token_mask": np.ones((len(missions), 10), bool)}}
     out = []
     for name, mcfg in fam.train.models.items():
-        spec = GridSpec(act_dim=7, encoder=mcfg.encoder, vocab_size=len(vocab.words))
-        train = InstructionSteps(table, 0, features[mcfg.encoder], device, mirror=fam.train.mirror)
-        val = InstructionSteps(table, 1, features[mcfg.encoder], device, max_rows=val_rows)
+        spec = GridSpec(act_dim=7, encoder=mcfg.encoder, vocab_size=len(vocab.words), reader=mcfg.reader)
+        reads = features[mcfg.encoder, mcfg.reader]
+        train = InstructionSteps(table, 0, reads, device, mirror=fam.train.mirror)
+        val = InstructionSteps(table, 1, reads, device, max_rows=val_rows)
         out.append(TrainingCase(f"language/{name}", mcfg.hp, partial(candidate, spec), train, val, mcfg.context))
     return out
 

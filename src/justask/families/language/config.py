@@ -73,11 +73,21 @@ class CollectConfig(Strict):
         return v
 
 
+ColourObject = list[tuple[Literal[COLOURS], Literal[OBJECT_TYPES]]]  # type: ignore[valid-type]
+
+
 class HeldOutConfig(Strict):
     """Conditions never trained on: any instruction that uses one of these combinations is
-    removed from training and asked only at evaluation; paraphrase templates are evaluation-only."""
+    removed from training and asked only at evaluation; paraphrase templates are evaluation-only.
 
-    colour_object: list[tuple[Literal[COLOURS], Literal[OBJECT_TYPES]]] = []  # type: ignore[valid-type]
+    ``colour_object`` and ``verb_object`` test composition within a level: in every level whose
+    rooms hold the pair, both of its words are trained there with other partners (checked against
+    the levels, see :class:`LanguageConfig`). ``cross_level`` pairs test transfer across levels
+    (their words never both trained in one level, e.g. a colour seen only on balls, boxes and keys
+    asked on a door); they are reported as their own group, never pooled with composition."""
+
+    colour_object: ColourObject = []
+    cross_level: ColourObject = []
     verb_object: list[tuple[Literal[VERBS], Literal[OBJECT_TYPES]]] = []  # type: ignore[valid-type]
     paraphrases: str = "data/language/paraphrases.yaml"
 
@@ -85,7 +95,7 @@ class HeldOutConfig(Strict):
     def leaves_training_data(self) -> HeldOutConfig:
         from .grammar import check_held_out  # the grammar reads minigrid's tables
 
-        check_held_out(self.colour_object, self.verb_object)
+        check_held_out(self.colour_object, self.verb_object, self.cross_level)
         return self
 
 
@@ -93,6 +103,11 @@ class RelabelConfig(Strict):
     val_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.1
     max_sequences: Annotated[int, Field(ge=0, le=16)] = 2  # "<a> then <b>" labels per episode
     asks_per_group: Annotated[int, Field(ge=1, le=10_000)] = 50  # evaluation asks per (level, group)
+    # Goal-directed segments (.segments): a labelled step stays when the steps the agent still took
+    # are at most segment_slack x the shortest path from there + segment_margin; null: every label
+    # covers its episode from step 0 (plain hindsight prefixes).
+    segment_slack: Annotated[float, Field(ge=1.0, le=100.0)] | None = None
+    segment_margin: Annotated[float, Field(ge=0.0, le=1000.0)] = 2.0
     held_out: HeldOutConfig = Field(default_factory=HeldOutConfig)  # built when used: its check reads minigrid
 
 
@@ -102,11 +117,15 @@ class InstructionModelConfig(Strict):
     ``data: relabeled`` is the hindsight-labelled behaviour mix; ``data: demos`` the bot's
     demonstrations with their original missions (the demos-only baseline). ``encoder: minilm`` is
     the frozen pretrained sentence encoder; ``encoder: word`` a word encoder learned from scratch
-    (the no-pretraining baseline)."""
+    (the no-pretraining baseline). ``reader: tokens`` reads the instruction word by word (each view
+    cell attends over the tokens, see :mod:`.policy`) instead of as one sentence vector."""
 
     data: Literal["relabeled", "demos"] = "relabeled"
     encoder: Literal["word", "minilm"] = "minilm"
+    # sentence: one instruction vector into FiLM; tokens: each view cell also attends over the words
+    reader: Literal["sentence", "tokens"] = "sentence"
     hidden: PosInt = 128
+    channels: Annotated[int, Field(ge=4, le=512)] = 64  # of the two convolutions over each 7x7 view
     context: Annotated[int, Field(ge=1, le=64)] = 4  # frames of history
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     lr: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-3
@@ -118,7 +137,7 @@ class InstructionModelConfig(Strict):
     @property
     def hp(self) -> dict:
         """What builds the policy and what its checkpoint records."""
-        return self.model_dump(exclude={"tune", "steps", "data", "encoder"})
+        return self.model_dump(exclude={"tune", "steps", "data", "encoder", "reader"})
 
 
 class TrainConfig(FitConfig):
@@ -156,4 +175,16 @@ class LanguageConfig(FamilySection):
             if n * levels < 2:
                 raise ValueError(f"{what} has {n * levels} episode in all; relabel splits episodes into training "
                                  "and validation, so raise its episodes (or levels) to 2 or more")
+        return self
+
+    @model_validator(mode="after")
+    def held_out_tests_composition(self) -> LanguageConfig:
+        """relabel.held_out, checked in each level's rooms (see :func:`.grammar.check_composition`)."""
+        from .grammar import check_composition
+
+        held = self.relabel.held_out
+        try:
+            check_composition(held.colour_object, held.verb_object, held.cross_level, self.env.levels)
+        except ValueError as e:
+            raise ValueError(f"relabel.held_out: {e}") from None
         return self

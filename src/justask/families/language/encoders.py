@@ -7,7 +7,12 @@
   time, never per env step); :class:`SentenceProjection` is the trainable part on top
   (``batch["sentence"]``, the precomputed 384-d embeddings).
 
-:func:`build_instruction_encoder` returns either behind one interface: ``forward(batch)``.
+Each comes in two readers. ``sentence``: one vector per instruction (``forward(batch)`` -> (B, dim)).
+``tokens``: one vector per token and a mask (``forward(batch)`` -> ((B, L, dim), (B, L))), so that a
+policy can attend to "red" and "ball" separately (:class:`WordTokens`, :class:`TokenProjection` of
+MiniLM's per-token outputs, :meth:`SentenceEmbedder.embed_tokens`).
+
+:func:`build_instruction_encoder` returns any of them; ``input_keys`` names what each reads.
 """
 
 from __future__ import annotations
@@ -84,24 +89,56 @@ class SentenceEmbedder:
         index = {t: i for i, t in enumerate(unique)}
         return out[[index[t] for t in texts]]
 
+    def embed_tokens(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """MiniLM's contextual output per word piece (before pooling), ``(n, L, 384)`` float32, and
+        the mask ``(n, L)`` of real pieces ([CLS] and [SEP] included), right-padded to the longest
+        text; each unique text on its own, on one thread, as :meth:`embed`."""
+        texts = list(texts)
+        unique = list(dict.fromkeys(texts))
+        pieces: list[np.ndarray] = []
+        if unique:
+            model = self.model
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                with torch.inference_mode():
+                    for text in unique:
+                        ids = model.tokenizer([text], truncation=True, max_length=model.max_seq_length)["input_ids"]
+                        x = torch.tensor(ids)
+                        features = {"input_ids": x, "attention_mask": torch.ones_like(x),
+                                    "token_type_ids": torch.zeros_like(x)}
+                        pieces.append(model(features)["token_embeddings"][0].numpy())
+            finally:
+                torch.set_num_threads(threads)
+        length = max((len(x) for x in pieces), default=1)
+        states = np.zeros((len(unique), length, self.dim), np.float32)
+        mask = np.zeros((len(unique), length), bool)
+        for i, x in enumerate(pieces):
+            states[i, :len(x)], mask[i, :len(x)] = x, True
+        index = [{t: i for i, t in enumerate(unique)}[t] for t in texts]
+        return states[index], mask[index]
+
 
 # --- trainable encoders --------------------------------------------------------------------------
 
 
 class InstructionEncoder(nn.Module):
-    """``forward(batch)`` reads ``batch[self.input_key]`` and returns ``self.encode`` of it,
-    (batch, ``dim``); each subclass names its ``input_key`` and defines ``encode``."""
+    """``forward(batch)`` reads ``batch[k]`` for each of ``self.input_keys`` and returns
+    ``self.encode`` of them: (batch, ``dim``) for a sentence reader, ((batch, L, ``dim``), mask
+    (batch, L)) for a token reader (``reads_tokens``)."""
 
-    input_key: str
+    input_keys: tuple[str, ...]
+    reads_tokens = False
 
     def __init__(self, dim: int):
         super().__init__()
         self.dim = dim
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.input_key not in batch:
-            raise KeyError(f"{type(self).__name__} reads batch[{self.input_key!r}]; the batch has {sorted(batch)}")
-        return self.encode(batch[self.input_key])
+    def forward(self, batch: dict[str, torch.Tensor]):
+        missing = [k for k in self.input_keys if k not in batch]
+        if missing:
+            raise KeyError(f"{type(self).__name__} reads batch{missing}; the batch has {sorted(batch)}")
+        return self.encode(*(batch[k] for k in self.input_keys))
 
 
 class WordEncoder(InstructionEncoder):
@@ -112,7 +149,7 @@ class WordEncoder(InstructionEncoder):
     the blue key" from "put the blue ball next to the red key", nor "<a> then <b>" from "<b> then <a>".
     """
 
-    input_key = "tokens"
+    input_keys = ("tokens",)
 
     def __init__(self, vocab_size: int, dim: int):
         super().__init__(dim)
@@ -130,7 +167,7 @@ class WordEncoder(InstructionEncoder):
 class SentenceProjection(InstructionEncoder):
     """A linear map of the precomputed frozen MiniLM embedding to ``dim``: the trainable part."""
 
-    input_key = "sentence"
+    input_keys = ("sentence",)
 
     def __init__(self, dim: int, in_dim: int = MINILM_DIM):
         super().__init__(dim)
@@ -142,15 +179,55 @@ class SentenceProjection(InstructionEncoder):
         return self.proj(sentence.float())
 
 
+class WordTokens(InstructionEncoder):
+    """Per-word vectors: a learned embedding plus a GRU's state at that word (its place in the
+    sentence, e.g. which object of a putnext), and the mask of real words."""
+
+    input_keys = ("tokens",)
+    reads_tokens = True
+
+    def __init__(self, vocab_size: int, dim: int):
+        super().__init__(dim)
+        self.embed = nn.Embedding(vocab_size, dim, padding_idx=Vocabulary.PAD)
+        self.gru = nn.GRU(dim, dim, batch_first=True)
+
+    def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = tokens.long()
+        x = self.embed(tokens)
+        return x + self.gru(x)[0], tokens != Vocabulary.PAD
+
+
+class TokenProjection(InstructionEncoder):
+    """A linear map of frozen MiniLM's per-piece outputs (:meth:`SentenceEmbedder.embed_tokens`)."""
+
+    input_keys = ("token_states", "token_mask")
+    reads_tokens = True
+
+    def __init__(self, dim: int, in_dim: int = MINILM_DIM):
+        super().__init__(dim)
+        self.proj = nn.Linear(in_dim, dim)
+
+    def encode(self, states: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if states.shape[-1] != self.proj.in_features:
+            raise ValueError(f"expected {self.proj.in_features}-d token states, got {tuple(states.shape)}")
+        return self.proj(states.float()), mask.bool()
+
+
+READERS = ("sentence", "tokens")
+
+
 def build_instruction_encoder(kind: str, dim: int, vocab_size: int | None = None,
-                              sentence_dim: int = MINILM_DIM) -> InstructionEncoder:
-    """``word`` (needs ``vocab_size``, i.e. ``len(vocab)``) or ``minilm`` (reads ``sentence_dim``-d embeddings)."""
+                              sentence_dim: int = MINILM_DIM, reader: str = "sentence") -> InstructionEncoder:
+    """``word`` (needs ``vocab_size``, i.e. ``len(vocab)``) or ``minilm`` (reads ``sentence_dim``-d
+    embeddings), as a ``sentence`` or a ``tokens`` reader."""
+    if reader not in READERS:
+        raise ValueError(f"unknown instruction reader {reader!r}; expected one of {READERS}")
     if kind == "word":
         if vocab_size is None or vocab_size < 2:
             raise ValueError(f"the word instruction encoder needs vocab_size = len(vocabulary), got {vocab_size}")
-        return WordEncoder(vocab_size, dim)
+        return WordEncoder(vocab_size, dim) if reader == "sentence" else WordTokens(vocab_size, dim)
     if kind == "minilm":
-        return SentenceProjection(dim, sentence_dim)
+        return SentenceProjection(dim, sentence_dim) if reader == "sentence" else TokenProjection(dim, sentence_dim)
     raise ValueError(f"unknown instruction encoder {kind!r}; expected one of {ENCODERS}")
 
 

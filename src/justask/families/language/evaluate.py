@@ -90,23 +90,17 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     episodes = pd.DataFrame(rows)
     metrics = {"seeds": list(cfg.train.seeds), "asks_per_group": cfg.relabel.asks_per_group,
                "levels": list(cfg.env.levels), "models": {}}
+    metrics["by_level"] = {}
     for name, g in episodes.groupby("model", sort=False):
-        cells = {}
-        for group in GROUPS:
-            sub = g[g.group == group]
-            if sub.empty:
-                continue
-            matrix = sub.pivot_table(index="seed", columns=["level", "env_seed"], values="success").to_numpy(float)
-            mean, lo, hi = iqm_with_ci(matrix, cfg.evaluate.bootstrap_reps, params.seed, statistic="mean")
-            cells[group] = {"success": round(mean, 4), "ci": [round(lo, 4), round(hi, 4)],
-                            "length": round(float(sub.length.mean()), 2), "asks": int(len(sub)),
-                            "unknown_word_rate": round(float((sub.unknown_words > 0).mean()), 4)}
-        metrics["models"][name] = cells
-    heat = (episodes[episodes.group.isin(["seen", "colour_object"])]
+        metrics["models"][name] = group_cells(g, cfg.evaluate.bootstrap_reps, params.seed)
+        # held-out against seen within the same level: composition is judged where its words were trained
+        metrics["by_level"][name] = {level: group_cells(sub, cfg.evaluate.bootstrap_reps, params.seed)
+                                     for level, sub in g.groupby("level", sort=False)}
+    heat = (episodes[episodes.group.isin(["seen", "colour_object", "cross_level"])]
             .groupby(["model", "colour", "type"]).success.agg(["mean", "count"]).reset_index())
     heat = heat.rename(columns={"mean": "success", "count": "episodes"})
-    heat["held_out"] = [bool({(c, t)} & {tuple(p) for p in held.colour_object}) for c, t in zip(
-        heat.colour, heat.type, strict=True)]
+    withheld = {tuple(p) for p in held.colour_object} | {tuple(p) for p in held.cross_level}
+    heat["held_out"] = [(c, t) in withheld for c, t in zip(heat.colour, heat.type, strict=True)]
     atomic_write(paths.evaluate / "episodes.csv", lambda p: episodes.to_csv(p, index=False))
     buf = io.StringIO()
     heat.to_csv(buf, index=False, float_format="%.4f")
@@ -116,6 +110,22 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     _log_mlflow(params, root, metrics, paths)
     print(f"evaluate (language): {len(episodes)} episodes in {time.perf_counter() - t0:.1f}s")
     return metrics
+
+
+def group_cells(episodes: pd.DataFrame, reps: int, seed: int) -> dict[str, dict]:
+    """Per condition group of ``episodes`` (one model's): success mean over seeds x asks with a 95%
+    stratified-bootstrap CI, mean length, ask count and the share of asks with unknown words."""
+    cells = {}
+    for group in GROUPS:
+        sub = episodes[episodes.group == group]
+        if sub.empty:
+            continue
+        matrix = sub.pivot_table(index="seed", columns=["level", "env_seed"], values="success").to_numpy(float)
+        mean, lo, hi = iqm_with_ci(matrix, reps, seed, statistic="mean")
+        cells[group] = {"success": round(mean, 4), "ci": [round(lo, 4), round(hi, 4)],
+                        "length": round(float(sub.length.mean()), 2), "asks": int(len(sub)),
+                        "unknown_word_rate": round(float((sub.unknown_words > 0).mean()), 4)}
+    return cells
 
 
 def _write_gifs(model, vocab, asks: list[dict], device, folder: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import io
 import re
 import string
@@ -32,6 +33,8 @@ from minigrid.envs.babyai.core.verifier import (
     PickupInstr,
     PutNextInstr,
 )
+
+from .segments import Pose, directed_start, needed_actions
 
 COLOURS = tuple(sorted(COLOR_NAMES))  # blue green grey purple red yellow
 OBJECTS = ("ball", "box", "key")
@@ -196,11 +199,13 @@ def from_minigrid(instr) -> Instruction | Sequence:
 
 @dataclass(frozen=True)
 class Achievement:
-    """``instruction`` first became true at action index ``step`` (its segment is steps 0..step)."""
+    """``instruction`` first became true at action index ``step``; its segment is steps
+    ``start..step`` (:mod:`.segments`; 0 unless :func:`describe` is given a ``slack``)."""
 
     instruction: Instruction | Sequence
     text: str
     step: int
+    start: int = 0
 
 
 def candidate_instructions(env) -> list[Instruction]:
@@ -219,7 +224,7 @@ def candidate_instructions(env) -> list[Instruction]:
 
 
 def describe(level: str, env_seed: int, actions: Iterable[int], max_sequences: int = 4,
-             max_steps: int | None = None) -> list[Achievement]:
+             max_steps: int | None = None, slack: float | None = None, margin: float = 0.0) -> list[Achievement]:
     """Every true sentence about what the episode ``(level, env_seed, actions)`` achieved, sorted by
     (step, text).
 
@@ -227,7 +232,9 @@ def describe(level: str, env_seed: int, actions: Iterable[int], max_sequences: i
     ``step`` runs its own mission's, so every label is the env's own verdict. Sequences "a then b"
     (``b`` achieved after ``a``, as ``BeforeInstr`` checks it) are added, at most ``max_sequences``
     of them, chosen by a generator seeded with ``env_seed``. ``max_steps`` is the time limit the
-    episode ran under (None: the level's own).
+    episode ran under (None: the level's own). With ``slack``, each achievement's segment starts
+    where the agent was heading for it (:func:`.segments.directed_start`); a sequence's at its
+    first clause's start.
     """
     actions = [int(a) for a in actions]
     env = gym.make(level) if max_steps is None else gym.make(level, max_steps=max_steps)
@@ -248,10 +255,19 @@ def describe(level: str, env_seed: int, actions: Iterable[int], max_sequences: i
     fresh: dict[int, set[int]] = {}  # step -> candidates a BeforeInstr starting there would accept
     track_all = max_sequences > 0  # sequences need every success, not just the first
     ended = False
+    poses: list[Pose] = []
+    picked: dict[int, tuple[int, tuple[int, int]]] = {}  # id(object) -> (step, cell) of its last pickup
+    starts: dict[int, int] = {}  # candidate -> start of its first success's segment
     for t, action in enumerate(actions):
         if ended:
             raise ValueError(f"{level} seed {env_seed}: {len(actions)} actions, but the episode ended at step {t - 1}")
+        carried = u.carrying
+        poses.append(Pose(int(u.agent_pos[0]), int(u.agent_pos[1]), int(u.agent_dir),
+                          None if carried is None else (carried.color, carried.type)))
+        front = tuple(int(v) for v in u.front_pos)
         _, _, terminated, truncated, _ = u.step(action)
+        if action == u.actions.pickup and carried is None and u.carrying is not None:
+            picked[id(u.carrying)] = (t, front)
         ended = terminated or truncated
         # As RoomGridLevel.step, on every drop action: even a drop of nothing refreshes the tracked
         # positions (a picked-up object's old cell stops counting for "go to").
@@ -262,6 +278,8 @@ def describe(level: str, env_seed: int, actions: Iterable[int], max_sequences: i
         for i, v in enumerate(verifiers):
             if (track_all or not successes[i]) and v.verify(action) == "success":
                 new |= not successes[i]
+                if not successes[i] and slack is not None:
+                    starts[i] = _segment_start(u, candidates[i], t, poses, front, carried, picked, slack, margin)
                 successes[i].append(t)
                 if _stale(u, candidates[i]):
                     stale.add((i, t))
@@ -269,7 +287,7 @@ def describe(level: str, env_seed: int, actions: Iterable[int], max_sequences: i
             fresh[t] = {i for i, v in enumerate(verifiers) if _fresh_verify(v, action)}
 
     first = {i: s[0] for i, s in enumerate(successes) if s and (i, s[0]) not in stale}
-    found = [Achievement(candidates[i], candidates[i].text, t) for i, t in first.items()]
+    found = [Achievement(candidates[i], candidates[i].text, t, starts.get(i, 0)) for i, t in first.items()]
     pairs = []
     for a, t_a in first.items() if track_all else ():
         for b in first:
@@ -279,12 +297,29 @@ def describe(level: str, env_seed: int, actions: Iterable[int], max_sequences: i
             later = [t for t in successes[b] if t > t_a]
             if later and (b, later[0]) not in stale:
                 seq = Sequence(candidates[a], candidates[b])
-                pairs.append(Achievement(seq, seq.text, later[0]))
+                pairs.append(Achievement(seq, seq.text, later[0], starts.get(a, 0)))
     if len(pairs) > max_sequences:
         pairs.sort(key=lambda x: (x.step, x.text))
         rng = np.random.default_rng([env_seed, zlib.crc32(b"language/sequences")])
         pairs = [pairs[i] for i in rng.choice(len(pairs), max_sequences, replace=False)]
     return sorted(found + pairs, key=lambda x: (x.step, x.text))
+
+
+def _segment_start(u, instruction: Instruction, t: int, poses: list[Pose], front: tuple[int, int], carried,
+                   picked: dict, slack: float, margin: float) -> int:
+    """Where the goal-directed segment of ``instruction``, achieved by action ``t``, starts. The
+    object's cell is the one faced after the action (go to) or before it (pick up, open: the action
+    does not move the agent); for put next to, ``front`` is the drop cell and A was picked up at
+    ``picked[id(A)]``."""
+    if instruction.verb == "putnext":
+        if carried is None or id(carried) not in picked:
+            return 0
+        picked_at, cell = picked[id(carried)]
+        needed = needed_actions(u.grid, poses, "putnext", t, cell, drop_cell=front, picked_at=picked_at)
+    else:  # a "go to" is achieved by facing the object after the action (a turn or a step)
+        cell = tuple(int(v) for v in u.front_pos) if instruction.verb == "goto" else front
+        needed = needed_actions(u.grid, poses, instruction.verb, t, cell)
+    return directed_start(needed, t, slack, margin)
 
 
 def _shared(verifier, descs: dict[tuple[str, str], ObjDesc]):
@@ -317,44 +352,56 @@ def _fresh_verify(verifier, action) -> bool:
 # --- held-out conditions -------------------------------------------------------------------------
 
 
+HELD_OUT_GROUPS = ("colour_object", "cross_level", "verb_object")  # checked in this order
+
+
 def is_held_out(
     instruction: Instruction | Sequence,
     colour_object: Iterable[tuple[str, str]],
     verb_object: Iterable[tuple[str, str]],
+    cross_level: Iterable[tuple[str, str]] = (),
 ) -> str | None:
-    """The held-out group, "colour_object" or "verb_object" (checked in that order), if any clause
-    (either object of a putnext) uses a withheld (colour, type) or (verb, type) combination; else None."""
-    colour_object, verb_object = _pairs(colour_object), _pairs(verb_object)
-    parts = instruction.parts
-    if any(o in colour_object for p in parts for o in (p.obj, p.other) if o):
+    """The held-out group of :data:`HELD_OUT_GROUPS` (the first that applies) if any clause (either
+    object of a putnext) uses a withheld (colour, type) or (verb, type) combination; else None."""
+    colour_object, verb_object, cross_level = _pairs(colour_object), _pairs(verb_object), _pairs(cross_level)
+    objects = [o for p in instruction.parts for o in (p.obj, p.other) if o]
+    if any(o in colour_object for o in objects):
         return "colour_object"
-    if any((p.verb, o[1]) in verb_object for p in parts for o in (p.obj, p.other) if o):
+    if any(o in cross_level for o in objects):
+        return "cross_level"
+    if any((p.verb, o[1]) in verb_object for p in instruction.parts for o in (p.obj, p.other) if o):
         return "verb_object"
     return None
 
 
-def check_held_out(colour_object: Iterable[tuple[str, str]], verb_object: Iterable[tuple[str, str]]) -> None:
-    """``ValueError`` if an entry is not a combination of the grammar, or if withholding leaves a
-    colour (with a ball, box or key), an object type or a verb out of training entirely."""
-    colour_object, verb_object = _pairs(colour_object), _pairs(verb_object)
-    bad = [f"colour_object {p}" for p in sorted(colour_object) if p[0] not in COLOURS or p[1] not in VERB_TYPES["goto"]]
+def check_held_out(colour_object: Iterable[tuple[str, str]], verb_object: Iterable[tuple[str, str]],
+                   cross_level: Iterable[tuple[str, str]] = ()) -> None:
+    """``ValueError`` if an entry is not a combination of the grammar, is listed twice, or if
+    withholding leaves a colour (with a ball, box or key), an object type or a verb out of training
+    entirely (all levels pooled; :func:`composition_problems` checks each level)."""
+    colour_object, verb_object, cross_level = _pairs(colour_object), _pairs(verb_object), _pairs(cross_level)
+    pairs = [("colour_object", p) for p in sorted(colour_object)] + [("cross_level", p) for p in sorted(cross_level)]
+    bad = [f"{g} {p}" for g, p in pairs if p[0] not in COLOURS or p[1] not in VERB_TYPES["goto"]]
     bad += [f"verb_object {p}" for p in sorted(verb_object) if p[0] not in VERBS or p[1] not in VERB_TYPES[p[0]]]
     if bad:
         raise ValueError(f"held-out entries outside the grammar: {', '.join(bad)}")
+    if both := sorted(colour_object & cross_level):
+        raise ValueError(f"{both} listed under both colour_object and cross_level; a pair belongs to one group")
 
+    withheld = colour_object | cross_level
     trained = [
         (verb, colour, kind)
         for verb, kinds in VERB_TYPES.items()
         for kind in kinds
         for colour in COLOURS
-        if (colour, kind) not in colour_object and (verb, kind) not in verb_object
+        if (colour, kind) not in withheld and (verb, kind) not in verb_object
     ]
     problems = []
     for colour in sorted(set(COLOURS) - {c for _, c, k in trained if k != DOOR}):
-        entries = sorted(p for p in colour_object if p[0] == colour)
-        problems.append(f"colour {colour!r} (colour_object withholds {entries})")
+        entries = sorted(p for p in withheld if p[0] == colour)
+        problems.append(f"colour {colour!r} (colour_object and cross_level withhold {entries})")
     for kind in sorted(set(VERB_TYPES["goto"]) - {k for _, _, k in trained}):
-        entries = sorted(p for p in colour_object if p[1] == kind) + sorted(p for p in verb_object if p[1] == kind)
+        entries = sorted(p for p in withheld if p[1] == kind) + sorted(p for p in verb_object if p[1] == kind)
         problems.append(f"object {kind!r} (withheld: {entries})")
     for verb in sorted(set(VERBS) - {v for v, _, _ in trained}):
         entries = sorted(p for p in verb_object if p[0] == verb)
@@ -364,6 +411,98 @@ def check_held_out(colour_object: Iterable[tuple[str, str]], verb_object: Iterab
             "held-out conditions would remove from training entirely: " + "; ".join(problems)
             + ". Each colour, object type and verb must still appear in other combinations."
         )
+
+
+Clause = tuple[str, str, str]  # (verb, colour, type) of one object of an instruction
+
+
+def clauses(instruction: Instruction | Sequence) -> set[Clause]:
+    """The (verb, colour, type) of every object an instruction names."""
+    return {(p.verb, *o) for p in instruction.parts for o in (p.obj, p.other) if o}
+
+
+@functools.cache
+def level_inventory(level: str, rooms: int = 200) -> frozenset[Clause]:
+    """Every (verb, colour, type) an instruction can name in ``level``: the candidate instructions
+    of ``rooms`` rooms (env seeds 0..rooms-1), i.e. which objects the level's rooms hold."""
+    env = gym.make(level)
+    try:
+        found: set[Clause] = set()
+        for seed in range(rooms):
+            with contextlib.redirect_stdout(io.StringIO()):
+                env.reset(seed=seed)
+            for c in candidate_instructions(env.unwrapped):
+                found |= clauses(c)
+        return frozenset(found)
+    finally:
+        env.close()
+
+
+def composition_problems(colour_object: Iterable[tuple[str, str]], verb_object: Iterable[tuple[str, str]],
+                         cross_level: Iterable[tuple[str, str]], present: dict[str, set[Clause]],
+                         trained: dict[str, set[Clause]]) -> list[str]:
+    """Why a held-out pair does not test what its group says, per level (empty: it does).
+
+    ``present[level]`` is what that level can ask about (:func:`level_inventory`, or the evaluation
+    asks); ``trained[level]`` what its training instructions name. A ``colour_object`` pair tests
+    composition: in every level where it occurs, its colour is trained with another object and its
+    object with another colour. A ``verb_object`` pair likewise, verb and object. A ``cross_level``
+    pair tests transfer across levels: each word is trained in some level, and in no level where
+    the pair occurs are both trained (else it is a composition pair)."""
+    def partners(level: str, pair: tuple[str, str], slots: tuple[int, int]) -> tuple[bool, bool]:
+        first = any(x[slots[0]] == pair[0] and x[slots[1]] != pair[1] for x in trained[level])
+        second = any(x[slots[1]] == pair[1] and x[slots[0]] != pair[0] for x in trained[level])
+        return first, second
+
+    problems = []
+    for group, pairs, slots, words in (("colour_object", colour_object, (1, 2), ("colour", "object")),
+                                       ("verb_object", verb_object, (0, 2), ("verb", "object"))):
+        for pair in sorted(_pairs(pairs)):
+            where = [lv for lv in present if any((x[slots[0]], x[slots[1]]) == pair for x in present[lv])]
+            if not where:
+                problems.append(f"{group} {pair}: occurs in no level's rooms ({', '.join(present)}); nothing to ask")
+            for level in where:
+                ok = partners(level, pair, slots)
+                missing = [f"the {w} {v!r} with another {other}" for w, v, other, good in (
+                    (words[0], pair[0], words[1], ok[0]), (words[1], pair[1], words[0], ok[1])) if not good]
+                if missing:
+                    problems.append(f"{group} {pair} in {level}: training there never pairs {' nor '.join(missing)}")
+    for pair in sorted(_pairs(cross_level)):
+        where = [lv for lv in present if any(x[1:] == pair for x in present[lv])]
+        if not where:
+            problems.append(f"cross_level {pair}: occurs in no level's rooms ({', '.join(present)}); nothing to ask")
+        colour_anywhere = any(partners(lv, pair, (1, 2))[0] for lv in trained)
+        object_anywhere = any(partners(lv, pair, (1, 2))[1] for lv in trained)
+        if not (colour_anywhere and object_anywhere):
+            problems.append(f"cross_level {pair}: its {'colour' if not colour_anywhere else 'object'} is trained "
+                            "in no level, so there is nothing to transfer")
+        if within := [lv for lv in where if all(partners(lv, pair, (1, 2)))]:
+            problems.append(f"cross_level {pair}: composable within {', '.join(within)} (both words are trained "
+                            "there); list it under colour_object")
+    return problems
+
+
+def check_composition(colour_object: Iterable[tuple[str, str]], verb_object: Iterable[tuple[str, str]],
+                      cross_level: Iterable[tuple[str, str]], levels: Iterable[str]) -> None:
+    """``ValueError`` naming each pair, level and missing word when a held-out pair does not test
+    what its group says in the rooms of ``levels`` (:func:`composition_problems`), before any data
+    exist; relabel checks the same on the training labels it wrote."""
+    present = {lv: set(level_inventory(lv)) for lv in levels}
+    trained = {lv: {x for x in inv if not _withheld(x, colour_object, verb_object, cross_level)}
+                for lv, inv in present.items()}
+    if problems := composition_problems(colour_object, verb_object, cross_level, present, trained):
+        raise ValueError(
+            "held-out pairs that do not test what their group says: " + "; ".join(problems) + ". A colour_object "
+            "(or verb_object) pair must be composable from trained words in every level whose rooms hold it; "
+            "withhold another pair, or list a colour x object pair whose words meet only across levels under "
+            "held_out.cross_level (reported as its own group)."
+        )
+
+
+def _withheld(clause: Clause, colour_object, verb_object, cross_level) -> bool:
+    pair = clause[1:]
+    return (pair in _pairs(colour_object) or pair in _pairs(cross_level)
+            or (clause[0], clause[2]) in _pairs(verb_object))
 
 
 def _pairs(entries: Iterable[Iterable[str]]) -> set[tuple[str, str]]:

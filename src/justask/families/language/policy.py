@@ -6,6 +6,12 @@ with FiLM (Perez et al., 2018, as in the BabyAI baselines). A GRU runs over the 
 window (the short history: what the agent saw a few steps ago, e.g. before it turned), and a
 linear head predicts the action at every position. The instruction comes from a learned word
 encoder or a frozen sentence encoder (:mod:`.encoders`).
+
+With ``reader: tokens`` the instruction is a sequence of token vectors, not one point, and each
+cell of the view also attends over them (a learned "nothing" token among them) before the
+convolutions: a cell's attention score is a sum of what its object, colour and state embeddings
+each say, so "red" and "ball" are matched separately, and a red ball scores as the sum of the two
+even if "red ball" was never trained (the pooled tokens still drive FiLM, e.g. for the verb).
 """
 
 from __future__ import annotations
@@ -39,6 +45,10 @@ class GridSpec:
     encoder: str  # "word" or "minilm"
     vocab_size: int  # word encoder only (0 for minilm)
     sentence_dim: int = 384  # minilm only
+    reader: str = "sentence"  # "sentence" (one vector) or "tokens" (cells attend over the words)
+
+
+CELL_DIM = 32  # per-cell embedding width
 
 
 class FiLMConv(nn.Module):
@@ -53,16 +63,40 @@ class FiLMConv(nn.Module):
         return F.relu(self.norm(self.conv(x)) * (1 + gamma) + beta)
 
 
+class CellAttention(nn.Module):
+    """Each cell of a view attends over the instruction's tokens and a learned null token (for a
+    cell the instruction does not mention); returns the read-out per cell."""
+
+    def __init__(self, token_dim: int, dim: int = CELL_DIM):
+        super().__init__()
+        self.query = nn.Linear(CELL_DIM, dim, bias=False)
+        self.key, self.value = nn.Linear(token_dim, dim), nn.Linear(token_dim, dim)
+        self.null = nn.Parameter(torch.zeros(2, dim))  # its key and its value
+        self.scale = dim ** -0.5
+
+    def forward(self, cells: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``cells`` (N, 49, CELL_DIM), ``tokens`` (N, L, token_dim), ``mask`` (N, L) -> (N, 49, dim)."""
+        n = len(cells)
+        keys = torch.cat([self.null[:1].expand(n, 1, -1), self.key(tokens)], 1)
+        values = torch.cat([self.null[1:].expand(n, 1, -1), self.value(tokens)], 1)
+        scores = self.query(cells) @ keys.transpose(1, 2) * self.scale  # (N, 49, 1 + L)
+        live = torch.cat([mask.new_ones(n, 1), mask], 1)[:, None]
+        return scores.masked_fill(~live, float("-inf")).softmax(-1) @ values
+
+
 class InstructionPolicy(nn.Module):
-    def __init__(self, spec: GridSpec, hidden: int = 128, context: int = 4, dropout: float = 0.0):
+    def __init__(self, spec: GridSpec, hidden: int = 128, context: int = 4, dropout: float = 0.0,
+                 channels: int = 64):
         super().__init__()
         self.spec, self.context = spec, context
         self.register_buffer("offsets", torch.tensor([0, CELL_VALUES[0], CELL_VALUES[0] + CELL_VALUES[1]]))
-        self.cell = nn.Embedding(sum(CELL_VALUES), 32)
-        self.instruction = build_instruction_encoder(spec.encoder, hidden, spec.vocab_size, spec.sentence_dim)
-        self.conv1 = FiLMConv(32, 64, hidden)
-        self.conv2 = FiLMConv(64, 64, hidden)
-        self.frame = nn.Sequential(nn.Linear(64 * 7 * 7, hidden), nn.ReLU(), nn.Dropout(dropout))
+        self.cell = nn.Embedding(sum(CELL_VALUES), CELL_DIM)
+        self.instruction = build_instruction_encoder(spec.encoder, hidden, spec.vocab_size, spec.sentence_dim,
+                                                     spec.reader)
+        self.attend = CellAttention(hidden) if self.instruction.reads_tokens else None
+        self.conv1 = FiLMConv(CELL_DIM * (2 if self.attend else 1), channels, hidden)
+        self.conv2 = FiLMConv(channels, channels, hidden)
+        self.frame = nn.Sequential(nn.Linear(channels * 7 * 7, hidden), nn.ReLU(), nn.Dropout(dropout))
         self.direction = nn.Embedding(4, hidden)
         self.gru = nn.GRU(hidden, hidden, batch_first=True)
         self.head = nn.Linear(hidden, spec.act_dim)
@@ -71,14 +105,28 @@ class InstructionPolicy(nn.Module):
         """Action logits (B, K, act_dim) for windows of K frames."""
         images = batch["images"]  # (B, K, 7, 7, 3)
         b, k = images.shape[:2]
-        cond = self.instruction(batch)  # (B, hidden)
-        x = self.frame_features(images.flatten(0, 1), cond.repeat_interleave(k, dim=0)).view(b, k, -1)
+        cond = tuple(c.repeat_interleave(k, dim=0) for c in self.condition(batch))
+        x = self.frame_features(images.flatten(0, 1), cond).view(b, k, -1)
         return self.window_logits(x, batch["directions"])
 
-    def frame_features(self, images: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """Features (N, hidden) of N single views (N, 7, 7, 3), each under its instruction ``cond``."""
-        x = self.cell(images.long() + self.offsets).sum(-2).permute(0, 3, 1, 2)  # (N, 32, 7, 7)
-        x = self.conv2(self.conv1(x, cond), cond)
+    def condition(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """What each frame is read under, as a tuple of per-row tensors: ``(vector,)`` for a
+        sentence reader, ``(pooled, tokens, mask)`` for a token reader."""
+        encoded = self.instruction(batch)
+        if self.attend is None:
+            return (encoded,)
+        tokens, mask = encoded
+        m = mask.unsqueeze(-1).float()
+        return (tokens * m).sum(1) / m.sum(1).clamp_min(1.0), tokens, mask
+
+    def frame_features(self, images: torch.Tensor, cond: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Features (N, hidden) of N single views (N, 7, 7, 3), each under its :meth:`condition`."""
+        x = self.cell(images.long() + self.offsets).sum(-2)  # (N, 7, 7, CELL_DIM)
+        if self.attend is not None:
+            read = self.attend(x.flatten(1, 2), cond[1], cond[2]).view_as(x)
+            x = torch.cat([x, read], -1)
+        x = x.permute(0, 3, 1, 2)
+        x = self.conv2(self.conv1(x, cond[0]), cond[0])
         return self.frame(x.flatten(1))
 
     def window_logits(self, features: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
@@ -89,7 +137,7 @@ class InstructionPolicy(nn.Module):
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         logits = self(batch)
         per = F.cross_entropy(logits.flatten(0, 1).float(), batch["actions"].flatten().long(), reduction="none")
-        m = batch["mask"].flatten().float()
+        m = batch.get("supervised", batch["mask"]).flatten().float()  # steps inside the label's segment
         return (per * m).sum() / m.sum().clamp_min(1.0)
 
     @torch.no_grad()
@@ -98,7 +146,8 @@ class InstructionPolicy(nn.Module):
 
 
 def build_policy(hp: dict, spec: GridSpec) -> InstructionPolicy:
-    return InstructionPolicy(spec, hidden=hp["hidden"], context=hp["context"], dropout=hp["dropout"])
+    return InstructionPolicy(spec, hidden=hp["hidden"], context=hp["context"], dropout=hp["dropout"],
+                             channels=hp.get("channels", 64))
 
 
 def candidate(spec: GridSpec, hp: dict, steps: int) -> tuple[partial, Optimisation]:
@@ -107,13 +156,18 @@ def candidate(spec: GridSpec, hp: dict, steps: int) -> tuple[partial, Optimisati
             Optimisation(lr=hp["lr"], weight_decay=hp["weight_decay"], batch_size=hp["batch_size"], steps=steps))
 
 
-def instruction_features(encoder: str, texts: list[str], vocab: Vocabulary) -> dict[str, np.ndarray]:
+def instruction_features(encoder: str, texts: list[str], vocab: Vocabulary,
+                         reader: str = "sentence") -> dict[str, np.ndarray]:
     """What a policy reads for each instruction text: token ids (word; padded to the longest text,
-    which the word encoder ignores) or a frozen embedding (minilm)."""
+    which the word encoder ignores), a frozen embedding (minilm), or frozen per-piece outputs and
+    their mask (minilm, ``reader="tokens"``)."""
     if encoder == "word":
         return {"tokens": vocab.encode(texts, max([len(tokenize(t)) for t in texts], default=1))}
     from .encoders import SentenceEmbedder
 
+    if reader == "tokens":
+        states, mask = SentenceEmbedder().embed_tokens(texts)
+        return {"token_states": states, "token_mask": mask}
     return {"sentence": SentenceEmbedder().embed(texts)}
 
 

@@ -13,6 +13,7 @@ from justask.report import MISSING
 LANGUAGE_GROUPS = {  # condition group -> column header
     "seen": "seen",
     "colour_object": "held-out colour x object",
+    "cross_level": "held-out across levels",
     "verb_object": "held-out verb x object",
     "paraphrase": "reworded",
     "mission": "own missions",
@@ -44,5 +45,28 @@ def language_table(metrics: dict[str, Any], console_width: int | None = None) ->
     return table
 
 
+def level_table(metrics: dict[str, Any]) -> Table | None:
+    """Held-out against seen success within each level (None for metrics written before it): a
+    composition pair is judged where its words were trained, never against another level's rooms."""
+    by_level = metrics.get("by_level")
+    if not by_level:
+        return None
+    table = Table(title="language: held out vs seen in the same level, success %", box=box.SIMPLE_HEAD,
+                  caption="ratio: held-out colour x object success / seen success in that level")
+    for col in ("model", "level", "seen", "colour x object", "ratio", "across levels", "verb x object"):
+        table.add_column(col, justify="left" if col in ("model", "level") else "right", no_wrap=col == "model")
+    for name, levels in by_level.items():
+        for level, cells in levels.items():
+            def pct(group: str, c=cells) -> str:
+                return f"{100 * c[group]['success']:.0f}" if group in c else MISSING
+            seen, held = cells.get("seen", {}).get("success"), cells.get("colour_object", {}).get("success")
+            ratio = f"{held / seen:.2f}" if seen and held is not None else MISSING
+            table.add_row(name, level.removeprefix("BabyAI-"), pct("seen"), pct("colour_object"), ratio,
+                          pct("cross_level"), pct("verb_object"))
+    return table
+
+
 def print_results(metrics: dict[str, Any], console: Console) -> None:
     console.print(language_table(metrics, console.width))
+    if (levels := level_table(metrics)) is not None:
+        console.print(levels)

@@ -2,8 +2,9 @@
 window sampler the one training loop draws their batches from.
 
 A table holds every step of a set of episodes (image, direction, action) and a list of *labels*:
-(episode, end step, instruction). Label ``l`` says "steps 0..end of episode e are a demonstration
-of instruction i". One episode usually carries several labels (everything it achieved, in
+(episode, start step, end step, instruction). Label ``l`` says "steps start..end of episode e are a
+demonstration of instruction i" (start: 0, or where the agent was heading for it, see
+:mod:`.segments`). One episode usually carries several labels (everything it achieved, in
 hindsight); the trainer expands labels into (step, instruction) samples.
 """
 
@@ -30,9 +31,14 @@ class InstructionTable:
     label_episode: np.ndarray  # (L,) int64
     label_end: np.ndarray  # (L,) int64: the step at which the instruction became true
     label_instruction: np.ndarray  # (L,) int64: index into the table's instruction list
+    label_start: np.ndarray | None = None  # (L,) int64: the segment's first step (None: 0 for all)
 
     ARRAYS = ("images", "directions", "actions", "episode", "timesteps", "starts", "split",
-              "label_episode", "label_end", "label_instruction")
+              "label_episode", "label_start", "label_end", "label_instruction")
+
+    def __post_init__(self) -> None:
+        if self.label_start is None:
+            self.label_start = np.zeros_like(self.label_end)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -41,13 +47,15 @@ class InstructionTable:
     def n_episodes(self) -> int:
         return len(self.split)
 
-    def samples(self, split: int) -> tuple[np.ndarray, np.ndarray]:
-        """(step row, instruction) of every labelled step of episodes in ``split``, label by label."""
+    def samples(self, split: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(step row, instruction, first row of its segment) of every labelled step of episodes in
+        ``split``, label by label."""
         keep = self.split[self.label_episode] == split
-        first = self.starts[self.label_episode[keep]]
-        lengths = self.label_end[keep] + 1
+        first = self.starts[self.label_episode[keep]] + self.label_start[keep]
+        lengths = self.label_end[keep] - self.label_start[keep] + 1
         offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        return np.repeat(first, lengths) + offsets, np.repeat(self.label_instruction[keep], lengths)
+        return (np.repeat(first, lengths) + offsets, np.repeat(self.label_instruction[keep], lengths),
+                np.repeat(first, lengths))
 
     def save(self, path: Path, meta: dict) -> Path:
         """Write arrays and ``meta.json`` (instruction list, vocabulary, counts) atomically."""
@@ -59,16 +67,16 @@ class InstructionTable:
         return cls(**arrays), meta
 
 
-def build_instruction_table(episodes: list[dict], labels: list[list[tuple[int, int]]],
+def build_instruction_table(episodes: list[dict], labels: list[list[tuple[int, int, int]]],
                             split: np.ndarray) -> InstructionTable:
     """Stack Minari episodes (dicts with ``observations`` {image, direction}, ``actions``) and
-    their labels (per episode: (end step, instruction index) pairs)."""
+    their labels (per episode: (start step, end step, instruction index))."""
     lengths = np.array([len(e["actions"]) for e in episodes], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    flat = [(e, end, i) for e, ls in enumerate(labels) for end, i in ls]
-    for e, end, _ in flat:
-        if not 0 <= end < lengths[e]:
-            raise ValueError(f"episode {e}: label ends at step {end}, outside its {lengths[e]} steps")
+    flat = [(e, start, end, i) for e, ls in enumerate(labels) for start, end, i in ls]
+    for e, start, end, _ in flat:
+        if not 0 <= start <= end < lengths[e]:
+            raise ValueError(f"episode {e}: label covers steps {start}..{end}, outside its {lengths[e]} steps")
     col = lambda k: np.array([x[k] for x in flat], dtype=np.int64)  # noqa: E731
     return InstructionTable(
         images=np.concatenate([e["observations"]["image"][:-1] for e in episodes]).astype(np.uint8),
@@ -78,16 +86,18 @@ def build_instruction_table(episodes: list[dict], labels: list[list[tuple[int, i
         timesteps=np.concatenate([np.arange(n) for n in lengths]).astype(np.int64),
         starts=starts,
         split=np.asarray(split, dtype=np.int8),
-        label_episode=col(0), label_end=col(1), label_instruction=col(2),
+        label_episode=col(0), label_start=col(1), label_end=col(2), label_instruction=col(3),
     )
 
 
 class InstructionSteps:
     """Hindsight-labelled BabyAI samples (step, instruction) on the device, sampled as windows.
 
-    A sample is one labelled step; its window holds the K steps up to it from the same episode,
-    all of which belong to the same label's segment (labels cover steps 0..end). The instruction
-    enters as token ids (word encoder) or a precomputed sentence embedding (frozen encoder).
+    A sample is one labelled step; its window holds the K steps up to it from the same episode
+    (``mask``), and the loss is taken only on those inside the label's segment (``supervised``:
+    an action before the agent headed for the goal is not a demonstration of it, though what it
+    saw then is context). The instruction enters as token ids (word encoder) or precomputed
+    frozen-encoder outputs.
 
     With ``mirror``, :meth:`sample` reflects a random half of the windows: the same episode in the
     mirror-image room is just as valid a demonstration of the same instruction (the grammar has no
@@ -96,14 +106,14 @@ class InstructionSteps:
 
     def __init__(self, table, split: int, instructions: dict[str, np.ndarray], device: torch.device,
                  max_rows: int | None = None, mirror: bool = False):
-        steps, instr = table.samples(split)
+        steps, instr, first = table.samples(split)
         if len(steps) == 0:
             raise ValueError(f"no labelled steps in split {split}; collect more episodes or hold out less")
         if max_rows is not None and len(steps) > max_rows:  # evenly spaced, deterministic subset
             keep = np.linspace(0, len(steps) - 1, max_rows).astype(np.int64)
-            steps, instr = steps[keep], instr[keep]
+            steps, instr, first = steps[keep], instr[keep], first[keep]
         t = lambda a: torch.as_tensor(np.ascontiguousarray(a), device=device)  # noqa: E731
-        self.steps, self.instr = t(steps), t(instr)
+        self.steps, self.instr, self.first = t(steps), t(instr), t(first)
         self.rows = torch.arange(len(steps), device=device)
         self.images, self.directions, self.actions = t(table.images), t(table.directions), t(table.actions)
         self.ep_start = t(table.starts[table.episode])
@@ -123,6 +133,7 @@ class InstructionSteps:
             "directions": self.directions[idx] * mask,
             "actions": self.actions[idx] * mask,
             "mask": mask,
+            "supervised": mask & (idx >= self.first[samples][:, None]),
         }
         return batch | {k_: v[self.instr[samples]] for k_, v in self.instructions.items()}
 

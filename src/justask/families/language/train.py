@@ -52,7 +52,8 @@ class InstructionPolicyModel(mlflow.pyfunc.PythonModel):
             "directions": torch.as_tensor(model_input["direction"].to_numpy(np.int64))[:, None],
             "mask": torch.ones(n, 1, dtype=torch.bool),
         }
-        features = instruction_features(self.model.spec.encoder, list(model_input["instruction"]), self.vocab)
+        features = instruction_features(self.model.spec.encoder, list(model_input["instruction"]), self.vocab,
+                                        self.model.spec.reader)
         return self.model.act(batch | {k: torch.as_tensor(v) for k, v in features.items()}).numpy()
 
 
@@ -71,15 +72,16 @@ def train(params: Params, root: Path = Path(".")) -> None:
             raise StageFailed(str(e)) from None
     _, meta = tables["relabeled"] if "relabeled" in tables else next(iter(tables.values()))
     vocab = Vocabulary(tuple(meta["vocabulary"]))
-    features_cache: dict[str, dict[str, np.ndarray]] = {}
+    features_cache: dict[tuple[str, str], dict[str, np.ndarray]] = {}
     curves: list[dict] = []
 
     for name, mcfg in cfg.models.items():
         table, tmeta = tables[mcfg.data]
-        if mcfg.encoder not in features_cache:
-            features_cache[mcfg.encoder] = instruction_features(mcfg.encoder, tmeta["instructions"], vocab)
-        features = features_cache[mcfg.encoder]
-        spec = GridSpec(act_dim=7, encoder=mcfg.encoder, vocab_size=len(vocab.words))
+        reads = (mcfg.encoder, mcfg.reader)
+        if reads not in features_cache:
+            features_cache[reads] = instruction_features(mcfg.encoder, tmeta["instructions"], vocab, mcfg.reader)
+        features = features_cache[reads]
+        spec = GridSpec(act_dim=7, encoder=mcfg.encoder, vocab_size=len(vocab.words), reader=mcfg.reader)
         try:
             train_data = InstructionSteps(table, 0, features, device, mirror=cfg.mirror)
             val_data = InstructionSteps(table, 1, features, device, max_rows=cfg.val_rows)
@@ -87,14 +89,15 @@ def train(params: Params, root: Path = Path(".")) -> None:
             raise StageFailed(f"families.language.train.models.{name}: {e}") from None
         with mlflow.start_run(run_name=f"language-{name}"):
             mlflow.set_tags({"family": "language", "model": name, "data": mcfg.data, "encoder": mcfg.encoder,
-                             "profile": params.profile})
+                             "reader": mcfg.reader, "profile": params.profile})
             hp = mcfg.hp
             if mcfg.tune and cfg.tune.n_trials > 0:
                 hp, _ = tune(f"language-{name}", hp, partial(candidate, spec), train_data, val_data, cfg=cfg,
                              steps=mcfg.steps, seed=params.seed, device=device, mlflow=mlflow,
                              storage_path=root / "artifacts" / "optuna" / f"language-{name}")
             write_json(paths.train / name / "hparams.json", {"model": name, "hp": hp, "steps": mcfg.steps,
-                                                            "data": mcfg.data, "encoder": mcfg.encoder})
+                                                            "data": mcfg.data, "encoder": mcfg.encoder,
+                                                            "reader": mcfg.reader})
             for seed in cfg.seeds:
                 build, optimisation = candidate(spec, hp, mcfg.steps)
                 curves += fit_and_save(
