@@ -125,7 +125,7 @@ class InstructionModelConfig(Strict):
     # sentence: one instruction vector into FiLM; tokens: each view cell also attends over the words
     reader: Literal["sentence", "tokens"] = "sentence"
     hidden: PosInt = 128
-    channels: Annotated[int, Field(ge=4, le=512)] = 64  # of the two convolutions over each 7x7 view
+    channels: Annotated[int, Field(ge=4, le=512)] = 32  # of the two convolutions over each 7x7 view
     context: Annotated[int, Field(ge=1, le=64)] = 4  # frames of history
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     lr: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-3

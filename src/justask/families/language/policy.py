@@ -147,7 +147,7 @@ class InstructionPolicy(nn.Module):
 
 def build_policy(hp: dict, spec: GridSpec) -> InstructionPolicy:
     return InstructionPolicy(spec, hidden=hp["hidden"], context=hp["context"], dropout=hp["dropout"],
-                             channels=hp.get("channels", 64))
+                             channels=hp.get("channels", 64))  # checkpoints from before the setting: 64
 
 
 def candidate(spec: GridSpec, hp: dict, steps: int) -> tuple[partial, Optimisation]:
