@@ -66,26 +66,35 @@ class SentenceEmbedder:
     def model(self):
         return _minilm()
 
+    def _outputs(self, texts: list[str], key: str) -> list[np.ndarray]:
+        """MiniLM's output ``key`` ("sentence_embedding" or "token_embeddings") for each text, each
+        run on its own, on one thread."""
+        out: list[np.ndarray] = []
+        if not texts:
+            return out
+        model = self.model
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with torch.inference_mode():
+                for text in texts:
+                    ids = model.tokenizer([text], truncation=True, max_length=model.max_seq_length)["input_ids"]
+                    x = torch.tensor(ids)
+                    features = {"input_ids": x, "attention_mask": torch.ones_like(x),
+                                "token_type_ids": torch.zeros_like(x)}
+                    out.append(model(features)[key][0].numpy())
+        finally:
+            torch.set_num_threads(threads)
+        return out
+
     def embed(self, texts: list[str]) -> np.ndarray:
         if isinstance(texts, str):
             raise TypeError("embed takes a list of texts, not one string")
         texts = list(texts)
         unique = list(dict.fromkeys(texts))
         out = np.zeros((len(unique), self.dim), dtype=np.float32)
-        if unique:
-            model = self.model
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                with torch.inference_mode():
-                    for i, text in enumerate(unique):
-                        ids = model.tokenizer([text], truncation=True, max_length=model.max_seq_length)["input_ids"]
-                        x = torch.tensor(ids)
-                        features = {"input_ids": x, "attention_mask": torch.ones_like(x),
-                                    "token_type_ids": torch.zeros_like(x)}
-                        out[i] = model(features)["sentence_embedding"][0].numpy()
-            finally:
-                torch.set_num_threads(threads)
+        for i, v in enumerate(self._outputs(unique, "sentence_embedding")):
+            out[i] = v
         index = {t: i for i, t in enumerate(unique)}
         return out[[index[t] for t in texts]]
 
@@ -95,28 +104,15 @@ class SentenceEmbedder:
         text; each unique text on its own, on one thread, as :meth:`embed`."""
         texts = list(texts)
         unique = list(dict.fromkeys(texts))
-        pieces: list[np.ndarray] = []
-        if unique:
-            model = self.model
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                with torch.inference_mode():
-                    for text in unique:
-                        ids = model.tokenizer([text], truncation=True, max_length=model.max_seq_length)["input_ids"]
-                        x = torch.tensor(ids)
-                        features = {"input_ids": x, "attention_mask": torch.ones_like(x),
-                                    "token_type_ids": torch.zeros_like(x)}
-                        pieces.append(model(features)["token_embeddings"][0].numpy())
-            finally:
-                torch.set_num_threads(threads)
+        pieces = self._outputs(unique, "token_embeddings")
         length = max((len(x) for x in pieces), default=1)
         states = np.zeros((len(unique), length, self.dim), np.float32)
         mask = np.zeros((len(unique), length), bool)
         for i, x in enumerate(pieces):
             states[i, :len(x)], mask[i, :len(x)] = x, True
-        index = [{t: i for i, t in enumerate(unique)}[t] for t in texts]
-        return states[index], mask[index]
+        index = {t: i for i, t in enumerate(unique)}
+        rows = [index[t] for t in texts]
+        return states[rows], mask[rows]
 
 
 # --- trainable encoders --------------------------------------------------------------------------

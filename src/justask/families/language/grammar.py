@@ -488,8 +488,8 @@ def check_composition(colour_object: Iterable[tuple[str, str]], verb_object: Ite
     what its group says in the rooms of ``levels`` (:func:`composition_problems`), before any data
     exist; relabel checks the same on the training labels it wrote."""
     present = {lv: set(level_inventory(lv)) for lv in levels}
-    trained = {lv: {x for x in inv if not _withheld(x, colour_object, verb_object, cross_level)}
-                for lv, inv in present.items()}
+    pairs, verbs = _pairs(colour_object) | _pairs(cross_level), _pairs(verb_object)
+    trained = {lv: {x for x in inv if x[1:] not in pairs and (x[0], x[2]) not in verbs} for lv, inv in present.items()}
     if problems := composition_problems(colour_object, verb_object, cross_level, present, trained):
         raise ValueError(
             "held-out pairs that do not test what their group says: " + "; ".join(problems) + ". A colour_object "
@@ -497,12 +497,6 @@ def check_composition(colour_object: Iterable[tuple[str, str]], verb_object: Ite
             "withhold another pair, or list a colour x object pair whose words meet only across levels under "
             "held_out.cross_level (reported as its own group)."
         )
-
-
-def _withheld(clause: Clause, colour_object, verb_object, cross_level) -> bool:
-    pair = clause[1:]
-    return (pair in _pairs(colour_object) or pair in _pairs(cross_level)
-            or (clause[0], clause[2]) in _pairs(verb_object))
 
 
 def _pairs(entries: Iterable[Iterable[str]]) -> set[tuple[str, str]]:
