@@ -111,6 +111,7 @@ def main() -> None:
                 "noise_data_learned_return": spread,
                 "per_behaviour": {k: v["predicted_return_mean"] for k, v in ranking["per_behaviour"].items()},
                 "fit_s": round(time.perf_counter() - t0, 1), "collect_s": round(collect_s, 1),
+                "whole_episode_sampling": "end-aligned: every whole-episode side holds its last step",
                 "date": time.strftime("%Y-%m-%d")}), flush=True)
 
 

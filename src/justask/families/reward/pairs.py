@@ -9,10 +9,10 @@ whose noise levels differ by at least a margin (D-REX), and compares either
 * **snippets** of equal length, the better one starting no earlier than the worse (T-REX's rule,
   so progress is not mistaken for quality), or
 * **whole episodes**: each side is a strided sample of at most ``snippet`` steps covering the
-  whole episode, its summed reward multiplied by the stride, an unbiased estimate of the episode's
-  learned return. Only these pairs make episode length and endings learnable: two equal-length
-  snippets cannot tell a per-step offset of the reward, so with snippets alone long hovering or
-  time-out episodes pile up learned return.
+  whole episode and ending at its last step, its summed reward multiplied by the stride (an
+  estimate of the episode's learned return). Only these pairs make episode length and endings
+  learnable: two equal-length snippets cannot tell a per-step offset of the reward, so with
+  snippets alone long hovering or time-out episodes pile up learned return.
 
 :class:`SnippetPairs` serves them to the one training loop.
 """
@@ -101,7 +101,7 @@ def make_pairs(table: RankingTable, episodes: np.ndarray, n: int, snippet: int, 
         worse, better = (e1, e2) if noise[e1] > noise[e2] else (e2, e1)
         whole_pair[i] = rng.random() < whole
         if whole_pair[i]:
-            sides = [_whole_episode(rng, int(lengths[e]), snippet) for e in (worse, better)]
+            sides = [_whole_episode(int(lengths[e]), snippet) for e in (worse, better)]
             starts = [table.starts[worse] + sides[0][0], table.starts[better] + sides[1][0]]
             counts, strides = [s[1] for s in sides], [s[2] for s in sides]
         else:
@@ -119,12 +119,13 @@ def make_pairs(table: RankingTable, episodes: np.ndarray, n: int, snippet: int, 
     return Pairs(**out, whole=whole_pair, label=label)
 
 
-def _whole_episode(rng: np.random.Generator, length: int, snippet: int) -> tuple[int, int, int]:
+def _whole_episode(length: int, snippet: int) -> tuple[int, int, int]:
     """(offset, count, stride) of a strided sample of at most ``snippet`` steps covering an
-    episode of ``length`` steps, from a random offset within the first stride."""
+    episode of ``length`` steps and ending at its last step, so that every whole-episode side
+    sees how its episode ended."""
     stride = -(-length // snippet)
-    offset = int(rng.integers(stride))
-    return offset, -(-(length - offset) // stride), stride
+    offset = (length - 1) % stride
+    return offset, (length - 1 - offset) // stride + 1, stride
 
 
 def member_shard(pairs: Pairs, member: int, members: int) -> Pairs:
