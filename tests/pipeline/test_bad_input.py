@@ -171,8 +171,10 @@ def test_language_data_too_small_to_split(tmp_path, section, key, value, expecte
     ("collect.noise", [0.0, 1.5], "less than or equal to 1"),
     ("train.models", {"bc": {}}, "models must name return-conditioned policies (rvs, dt); found ['bc']"),
     ("relabel.snippet", 1, "greater than or equal to 2"),
+    ("train.rounds.ask", -0.5, "greater than or equal to 0"),
+    ("evaluate.target_fractions", [1.0], "unknown key"),
 ], ids=["env-id", "unscripted-demonstrator", "one-noise-level", "noise-out-of-range", "unconditioned-model",
-        "snippet-too-short"])
+        "snippet-too-short", "negative-ask", "old-target-fractions"])
 def test_reward_family_settings(tmp_path, field, value, expected):
     """The reward family's own fields (tests/engine/test_config.py covers the return and language ones)."""
     raw = yaml.safe_load((ROOT / "profiles" / "test.yaml").read_text())
@@ -183,6 +185,20 @@ def test_reward_family_settings(tmp_path, field, value, expected):
     node[last] = value
     message = _error(tmp_path, raw)
     assert f"families.reward.{field}" in message and expected in message
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"relabel": {"noise_margin": 0.8, "rank_demos": False}, "collect": {"noise": [0.0, 0.5]}},
+     "relabel.noise_margin 0.8 is wider than the noise levels [0.0, 0.5] span"),
+    ({"relabel": {"pairs": 1}}, "relabel.pairs 1 cannot give each of the 2 ensemble members its own pairs"),
+], ids=["margin-too-wide", "too-few-pairs-per-member"])
+def test_reward_pairs_that_cannot_be_drawn(tmp_path, changes, expected):
+    """Checked across sections before any work: the error sits at families.reward and names the fix."""
+    raw = yaml.safe_load((ROOT / "profiles" / "test.yaml").read_text())
+    for section, values in changes.items():
+        raw["families"]["reward"][section].update(values)
+    message = _error(tmp_path, raw)
+    assert "families.reward: " in message and expected in message
 
 
 # --------------------------------------------------------------------------- datasets

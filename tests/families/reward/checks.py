@@ -15,11 +15,16 @@ def check_outputs(repo: Path) -> None:
     assert set(ranking["per_behaviour"]) == {b.name for b in params.collect.held_out}
     assert 0.0 <= ranking["val_pair_accuracy"] <= 1.0 and "spearman_behaviour_means" in ranking
     models = metrics["policies"]["models"]
-    assert set(models) == {*params.train.models, "bc", "demonstrator"}
-    assert set(models["rvs"]) == {f"t{f:g}" for f in params.evaluate.target_fractions}
+    rounds = params.train.rounds.rounds
+    assert set(models) == {*params.train.models, *(f"{k}-round{r}" for k in params.train.models
+                                                   for r in range(1, rounds + 1)), "bc", "demonstrator",
+                           "oracle-filter"}
+    assert set(models["rvs"]) == {f"t{q:g}" for q in params.evaluate.target_quantiles}
+    assert [r["round"] for r in metrics["rounds"]] == list(range(rounds + 1))
+    assert (repo / "artifacts" / "reward" / "evaluate" / "rounds.png").exists()
     assert all(c["episodes"] == len(params.train.seeds) * params.evaluate.episodes for c in models["rvs"].values())
     scatter = (repo / "metrics" / "reward.csv").read_text().splitlines()
     assert scatter[0] == "behaviour,true_return,predicted_return" and len(scatter) == ranking["episodes"] + 1
     assert list((repo / "artifacts" / "reward" / "evaluate").glob("rvs-*.gif"))
     shown = run([str(BIN / "justask"), "results", "reward"], repo).stdout
-    assert "Spearman" in shown and "demonstrator" in shown
+    assert "Spearman" in shown and "demonstrator" in shown and "improvement rounds" in shown

@@ -37,35 +37,105 @@ def ranking_table(lengths=(30, 20, 25, 12), noise=(0.0, 0.5, 1.0, 0.5), split=No
 def test_pairs_follow_the_noise_order_and_the_trex_start_rule():
     table = ranking_table()
     pairs = make_pairs(table, np.arange(4), 400, snippet=15, seed=0)
+    assert not pairs.whole.any() and (pairs.stride == 1).all()
     episode_of = np.repeat(np.arange(4), table.lengths)
-    ep_a, ep_b = episode_of[pairs.start_a], episode_of[pairs.start_b]
+    ep_a, ep_b = episode_of[pairs.start[:, 0]], episode_of[pairs.start[:, 1]]
     assert (table.noise[ep_a] != table.noise[ep_b]).all()  # never two episodes of one noise level
     better = np.where(pairs.label == 1, ep_b, ep_a)
     worse = np.where(pairs.label == 1, ep_a, ep_b)
     assert (table.noise[better] < table.noise[worse]).all()  # label = the less noisy snippet
     assert 0.35 < pairs.label.mean() < 0.65  # which side wins is a coin flip
     start = lambda rows, eps: rows - table.starts[eps]  # noqa: E731 (offset inside the episode)
-    s_better = start(np.where(pairs.label == 1, pairs.start_b, pairs.start_a), better)
-    s_worse = start(np.where(pairs.label == 1, pairs.start_a, pairs.start_b), worse)
-    room = table.lengths[better] - pairs.length  # the latest start the better episode allows
+    s_better = start(np.where(pairs.label == 1, pairs.start[:, 1], pairs.start[:, 0]), better)
+    s_worse = start(np.where(pairs.label == 1, pairs.start[:, 0], pairs.start[:, 1]), worse)
+    length = pairs.count[:, 0]
+    assert (pairs.count[:, 1] == length).all()  # snippets of equal length
+    room = table.lengths[better] - length  # the latest start the better episode allows
     assert (s_better >= np.minimum(s_worse, room)).all() and (s_better <= room).all()
-    assert (pairs.length == np.minimum(15, np.minimum(table.lengths[ep_a], table.lengths[ep_b]))).all()
+    assert (length == np.minimum(15, np.minimum(table.lengths[ep_a], table.lengths[ep_b]))).all()
     again = make_pairs(table, np.arange(4), 400, snippet=15, seed=0)
     assert all(np.array_equal(getattr(pairs, k), getattr(again, k)) for k in Pairs.ARRAYS)
-    with pytest.raises(ValueError, match="at least two noise levels"):
+    with pytest.raises(ValueError, match="at least 0 apart"):
         make_pairs(table, np.array([1, 3]), 10, snippet=5, seed=0)
+
+
+def test_whole_episode_pairs_cover_each_episode_with_a_strided_sample():
+    table = ranking_table(lengths=(30, 7, 25, 100), noise=(0.0, 0.5, 1.0, 0.5))
+    pairs = make_pairs(table, np.arange(4), 300, snippet=10, seed=0, whole=1.0)
+    assert pairs.whole.all()
+    episode_of = np.repeat(np.arange(4), table.lengths)
+    for side in (0, 1):
+        e = episode_of[pairs.start[:, side]]
+        offset = pairs.start[:, side] - table.starts[e]
+        last = offset + pairs.stride[:, side] * (pairs.count[:, side] - 1)
+        assert (pairs.count[:, side] <= 10).all() and (offset < pairs.stride[:, side]).all()
+        assert (last == table.lengths[e] - 1).all()  # every side sees its episode's last step
+        # the stride-weighted count is the episode's length to within one stride: an unbiased sum
+        assert (np.abs(pairs.count[:, side] * pairs.stride[:, side] - table.lengths[e]) < pairs.stride[:, side]).all()
+    half = make_pairs(table, np.arange(4), 400, snippet=10, seed=0, whole=0.5)
+    assert 0.4 < half.whole.mean() < 0.6
+
+
+def test_noise_margin_and_demonstrations_ranked_on_top():
+    from justask.families.reward.pairs import DEMOS
+
+    table = ranking_table(lengths=(20,) * 6, noise=(0.0, 0.1, 0.2, 0.5, 1.0, DEMOS))
+    pairs = make_pairs(table, np.arange(6), 500, snippet=8, seed=0, margin=0.3, whole=0.5)
+    episode_of = np.repeat(np.arange(6), table.lengths)
+    na, nb = table.noise[episode_of[pairs.start[:, 0]]], table.noise[episode_of[pairs.start[:, 1]]]
+    assert (np.abs(na - nb) >= 0.3).all()  # 0.0 vs 0.1 or 0.2 is never a label
+    assert ((nb < na) == (pairs.label == 1)).all()
+    demo_sides = (na == DEMOS) | (nb == DEMOS)
+    assert demo_sides.any() and (np.where(na == DEMOS, pairs.label == 0, pairs.label == 1)[demo_sides]).all()
+    with pytest.raises(ValueError, match="0.3 apart"):
+        make_pairs(table, np.arange(3), 10, snippet=5, seed=0, margin=0.3)
+
+
+def test_ensemble_members_train_on_distinct_pairs():
+    from justask.families.reward.pairs import member_shard
+
+    pairs = make_pairs(ranking_table(), np.arange(4), 90, snippet=6, seed=0, whole=0.5)
+    shards = [member_shard(pairs, k, 3) for k in range(3)]
+    assert [len(s) for s in shards] == [30, 30, 30]
+    for k, shard in enumerate(shards):  # member k: pairs k, k + 3, ...: disjoint, together all of them
+        assert all(np.array_equal(getattr(shard, a), getattr(pairs, a)[k::3]) for a in Pairs.ARRAYS)
+    with pytest.raises(ValueError, match="raise relabel.pairs"):
+        member_shard(pairs.subset(np.arange(2)), 0, 3)
 
 
 def test_snippet_batches_gather_the_right_steps_and_mask_padding():
     table = ranking_table()
-    pairs = Pairs(start_a=np.array([0, 50]), start_b=np.array([30, 75]), length=np.array([4, 2]),
-                  label=np.array([1, 0]))
+    pairs = Pairs(start=np.array([[0, 30], [50, 75]]), count=np.array([[4, 4], [2, 3]]),
+                  stride=np.array([[1, 1], [1, 2]]), whole=np.array([False, True]), label=np.array([1, 0]))
     batch = SnippetPairs(table, pairs, CPU).windows(torch.tensor([0, 1]), 1)
     assert batch["obs"].shape == (2, 2, 4, 3)
-    assert batch["mask"].tolist()[1] == [[True, True, False, False]] * 2
+    assert batch["mask"].tolist()[1] == [[True, True, False, False], [True, True, True, False]]
     assert torch.equal(batch["obs"][0, 1], torch.from_numpy(table.observations[30:34]))
     assert torch.equal(batch["obs"][1, 0, :2], torch.from_numpy(table.observations[50:52]))
-    assert batch["label"].tolist() == [1, 0]
+    assert torch.equal(batch["obs"][1, 1, :3], torch.from_numpy(table.observations[[75, 77, 79]]))
+    assert batch["weight"].tolist() == [[1.0, 1.0], [1.0, 2.0]] and batch["label"].tolist() == [1, 0]
+
+
+def test_a_per_step_offset_changes_the_loss_only_when_lengths_differ():
+    """The length-aware objective: shifting every state's reward by a constant changes the T-REX loss
+    of whole-episode pairs (their sides cover different lengths) and leaves that of equal-length
+    snippets unchanged, which is why snippets alone cannot learn what length is worth."""
+    table = ranking_table(lengths=(30, 7, 25, 100), noise=(0.0, 0.5, 1.0, 0.5))
+    spec = ranking_spec(table, 100)
+    torch.manual_seed(0)
+    model = RewardNet(spec, hidden=8, layers=1, dropout=0.0)
+    losses = {}
+    for whole in (0.0, 1.0):
+        batch = SnippetPairs(table, make_pairs(table, np.arange(4), 64, snippet=10, seed=1, whole=whole),
+                             CPU).windows(torch.arange(64), 1)
+        before = model.loss(batch)
+        with torch.no_grad():
+            model.body[-1].bias += 0.5
+        losses[whole] = (before.item(), model.loss(batch).item())
+        with torch.no_grad():
+            model.body[-1].bias -= 0.5
+    assert losses[0.0][0] == pytest.approx(losses[0.0][1], abs=1e-5)
+    assert abs(losses[1.0][0] - losses[1.0][1]) > 1e-2
 
 
 def test_trex_loss_is_bradley_terry_on_summed_rewards():
@@ -75,7 +145,7 @@ def test_trex_loss_is_bradley_terry_on_summed_rewards():
     pairs = make_pairs(table, np.arange(4), 8, snippet=6, seed=1)
     batch = SnippetPairs(table, pairs, CPU).sample(torch.Generator().manual_seed(0), 8, 1)
     r = model(batch["obs"])
-    returns = (r * batch["mask"]).sum(-1)
+    returns = (r * batch["mask"]).sum(-1) * batch["weight"]
     p_label = torch.softmax(returns, -1).gather(1, batch["label"][:, None]).squeeze(1)
     assert torch.allclose(model.loss(batch), -p_label.log().mean(), atol=1e-6)
 

@@ -87,10 +87,13 @@ def training_cases(settings, device, val_rows: int = 64) -> list[TrainingCase]:
     noise = np.asarray(fam.collect.noise, float)[(i + i // 5) % len(fam.collect.noise)]
     rtable = RankingTable(observations=table.observations, starts=table.starts, noise=noise, split=table.split)
     snippet = min(fam.relabel.snippet, 20) if quick else fam.relabel.snippet
-    pairs = make_pairs(rtable, np.flatnonzero(table.split == 0), 256 if quick else fam.relabel.pairs, snippet, seed)
-    vpairs = make_pairs(rtable, np.flatnonzero(table.split == 1), 32, snippet, seed + 1)
+    rel = fam.relabel
+    pairs = make_pairs(rtable, np.flatnonzero(table.split == 0), 256 if quick else rel.pairs, snippet, seed,
+                       margin=rel.noise_margin, whole=rel.whole_episodes)
+    vpairs = make_pairs(rtable, np.flatnonzero(table.split == 1), 32, snippet, seed + 1, margin=rel.noise_margin,
+                        whole=rel.whole_episodes)
     out.append(TrainingCase("reward/ranking", fam.train.ranking.hp,
                             partial(ranking_candidate, ranking_spec(rtable, env.max_episode_steps)),
                             SnippetPairs(rtable, pairs, device), SnippetPairs(rtable, vpairs, device),
-                            2 * int(pairs.length.max())))
+                            int(pairs.count.sum(1).max())))
     return out

@@ -1,5 +1,6 @@
 """The demonstrator's BC clone: fitted on its few demonstrations (rewards blanked), then rolled
-out with epsilon-random actions at each noise level, as jobs for the executor.
+out with epsilon-random actions at each noise level, as jobs for the executor; the improvement
+rounds roll their return-conditioned policies out the same way.
 
 Kept apart from the collect stage so that a spawned worker imports only this module and what the
 clone needs (torch, the model code), not the stage's training and tracking stack.
@@ -7,6 +8,7 @@ clone needs (torch, the model code), not the stage's training and tracking stack
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,20 +54,28 @@ def clone_demonstrator(episodes: list[Episode], cfg: CloneConfig, env: EnvConfig
 
 @dataclass(frozen=True)
 class CloneJob:
+    """One chunk of a noise level's episodes of a saved policy: the clone (``targets`` None) or,
+    in the improvement rounds, a return-conditioned policy asked for ``targets`` (one per episode)
+    that counts down with the learned reward ``reward`` builds from a device name."""
+
     checkpoint: str
     epsilon: float
     seeds: tuple[int, ...]
     first_index: int
     env: EnvConfig
     num_envs: int
+    targets: tuple[float, ...] | None = None
+    reward: Callable[[str], Callable[[np.ndarray], np.ndarray]] | None = None
 
 
-class NoisyClone:
-    """The clone's greedy action, replaced by a uniformly random one with probability epsilon
+class NoisyPolicy:
+    """The policy's greedy action, replaced by a uniformly random one with probability epsilon
     (one random stream per episode, so an episode depends only on its own seed)."""
 
-    def __init__(self, model, epsilon: float, seeds: tuple[int, ...], num_envs: int, n_actions: int):
-        self.inner = ConditionedRollout(model, num_envs, np.zeros(len(seeds)), torch.device("cpu"))
+    def __init__(self, model, epsilon: float, seeds: tuple[int, ...], num_envs: int, n_actions: int,
+                 targets: np.ndarray | None = None, reward_fn=None):
+        targets = np.zeros(len(seeds)) if targets is None else targets
+        self.inner = ConditionedRollout(model, num_envs, targets, torch.device("cpu"), reward_fn)
         self.epsilon, self.seeds, self.n_actions = epsilon, seeds, n_actions
         self.rngs = [np.random.default_rng(0)] * num_envs
 
@@ -92,8 +102,10 @@ def run_clone_job(job: CloneJob) -> tuple[int, list[Episode]]:
     model, _ = load_model(Path(job.checkpoint))
     n = min(job.num_envs, len(job.seeds))
     envs = from_config(job.env, n)
-    policy = NoisyClone(model, job.epsilon, job.seeds, n, int(envs.single_action_space.n))
     with torch.no_grad():
+        reward_fn = job.reward("cpu") if job.reward is not None else None
+        targets = None if job.targets is None else np.asarray(job.targets)
+        policy = NoisyPolicy(model, job.epsilon, job.seeds, n, int(envs.single_action_space.n), targets, reward_fn)
         episodes = run_episodes(envs, job.seeds, policy)
     envs.close()
     return job.first_index, episodes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from justask.lunar.config import BehaviourSpec, EnvConfig
 from justask.lunar.controllers import CONTROLLERS
@@ -77,10 +77,17 @@ class CollectConfig(Strict):
 
 
 class RelabelConfig(Strict):
+    """Ranked pairs from the noise levels (see :mod:`justask.families.reward.pairs`). The T-REX
+    objective of the first recorded run is ``whole_episodes: 0, noise_margin: 0, rank_demos: false``
+    (with ``train.ranking.distinct_pairs: false``)."""
+
     val_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.2
-    snippet: Annotated[int, Field(ge=2, le=10_000)] = 50  # steps per snippet (shorter when an episode is)
-    pairs: PosInt = 5000  # training pairs of snippets
+    snippet: Annotated[int, Field(ge=2, le=10_000)] = 50  # steps per side (shorter when an episode is)
+    pairs: PosInt = 15_000  # training pairs, split among the ensemble's members when distinct_pairs
     val_pairs: PosInt = 1000
+    whole_episodes: Fraction = 0.5  # share of pairs comparing whole episodes (learns length and endings)
+    noise_margin: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3  # least noise gap between the two sides
+    rank_demos: bool = True  # the demonstrations as the top-ranked group, above noise 0
 
 
 class RankingConfig(Strict):
@@ -94,15 +101,30 @@ class RankingConfig(Strict):
     batch_size: Annotated[int, Field(ge=1, le=65536)] = 64
     steps: PosInt = 2000
     ensemble: Annotated[int, Field(ge=1, le=32)] = 3  # members, averaged
+    distinct_pairs: bool = True  # member k trains on every ensemble-th pair from k (false: all on all)
     tune: bool = False
 
     @property
     def hp(self) -> dict:
-        return self.model_dump(exclude={"tune", "steps", "ensemble"})
+        return self.model_dump(exclude={"tune", "steps", "ensemble", "distinct_pairs"})
+
+
+class RoundsConfig(Strict):
+    """Improvement rounds without RL (:mod:`justask.families.reward.rounds`): ask, roll out with the
+    noise schedule, relabel with the learned reward, refit."""
+
+    rounds: Annotated[int, Field(ge=0, le=20)] = 3  # 0: no rounds
+    episodes_per_noise: PosInt = 10  # per noise level, policy seed and round
+    ask: Annotated[float, Field(ge=0.0, le=5.0)] = 1.1  # quantile target of the data's learned returns
 
 
 class TrainConfig(FitConfig):
     ranking: RankingConfig = RankingConfig()
+    rounds: RoundsConfig = RoundsConfig()
+    # The oracle filter, a reference that reads the env's reward: %BC on the noise data's episodes
+    # with the top ``top_fraction`` true returns (null: not fitted).
+    oracle: PolicyConfig | None = PolicyConfig(hidden=256, layers=3, dropout=0.0, batch_size=512, steps=4000,
+                                               top_fraction=0.1)
     models: dict[str, PolicyConfig]  # return-conditioned policies on learned returns: rvs and/or dt
 
     @field_validator("models")
@@ -116,8 +138,9 @@ class TrainConfig(FitConfig):
 
 class EvaluateConfig(Strict):
     episodes: Annotated[int, Field(ge=1)] = 20  # per (policy, seed, target)
-    # Asked-for learned returns as fractions of the data's learned-return range (1 = the best episode).
-    target_fractions: Annotated[list[Annotated[float, Field(ge=-1.0, le=5.0)]], Increasing] = [1.0, 1.25, 1.5]
+    # Asked-for learned returns as quantiles of the data's episode learned returns (1 = the best
+    # episode; above 1: that many ranges past it, see justask.families.reward.asks.quantile_target).
+    target_quantiles: Annotated[list[Annotated[float, Field(ge=0.0, le=5.0)]], Increasing] = [0.9, 0.99, 1.0, 1.1]
     num_envs: Annotated[int, Field(ge=1, le=1024)] = 64
     bootstrap_reps: Annotated[int, Field(ge=100)] = 2000
     gif: bool = True
@@ -132,3 +155,14 @@ class RewardConfig(FamilySection):
     relabel: RelabelConfig
     train: TrainConfig
     evaluate: EvaluateConfig
+
+    @model_validator(mode="after")
+    def pairs_can_be_drawn(self) -> RewardConfig:
+        noise, rel, ranking = self.collect.noise, self.relabel, self.train.ranking
+        if not rel.rank_demos and noise[-1] - noise[0] < max(rel.noise_margin, 1e-12):
+            raise ValueError(f"relabel.noise_margin {rel.noise_margin:g} is wider than the noise levels "
+                             f"{noise} span: no pair can be ranked; lower it or widen collect.noise")
+        if ranking.distinct_pairs and rel.pairs < ranking.ensemble:
+            raise ValueError(f"relabel.pairs {rel.pairs} cannot give each of the {ranking.ensemble} ensemble members "
+                             "its own pairs; raise relabel.pairs or set train.ranking.distinct_pairs: false")
+        return self

@@ -4,12 +4,14 @@
    worse than to much better than the demonstrator): Spearman and Pearson correlation over all of
    them and over those better than the demonstrator alone; per-behaviour means; the scatter plot
    data ``metrics/reward.csv``.
-2. **Asking for more.** Each return-conditioned policy (every training seed) is asked, on env
-   seeds disjoint from collection, for learned returns at ``evaluate.target_fractions`` of the
-   data's learned-return range (1 = the best episode in the data, above 1 = more than anything
-   in it). The return-to-go counts down with the *learned* reward; the score is the env's true
-   return, normalised (0 = random, 100 = expert) with IQM and bootstrap CIs. Baselines on the same
-   seeds: the demonstrator itself and its BC clone.
+2. **Asking for more.** Each return-conditioned policy (every training seed, every improvement
+   round) is asked, on env seeds disjoint from collection, for learned returns at the
+   ``evaluate.target_quantiles`` of the noise data's episode learned returns (1 = its best
+   episode, above 1 = more than anything in it). The return-to-go counts down with the *learned*
+   reward; the score is the env's true return, normalised (0 = random, 100 = expert) with IQM and
+   bootstrap CIs; per round, every ask's score (``rounds`` in the metrics, ``rounds.png``).
+   Baselines on the same seeds: the demonstrator itself, its BC clone and the oracle filter (%BC
+   on the noise data's top episodes by true return: what the data allow without extrapolation).
 
 Writes ``metrics/reward.json``, per-episode results and a GIF, and logs them to MLflow.
 """
@@ -32,20 +34,16 @@ from justask.errors import StageFailed
 from justask.io import atomic_write, rows_csv, write_json, write_text
 from justask.lunar.asking import EpisodeResult, RolloutJob, load_for_env, record_gif, rollout_checkpoints
 from justask.lunar.jobs import chunk_jobs, rollout_behaviours
-from justask.metrics import correlation, round_metric, summarize, target_return
+from justask.metrics import correlation, round_metric, summarize, target_key
 from justask.paths import family_paths
 from justask.render import figure_to
 from justask.seeding import held_out_seeds, seed_everything
 from justask.steps import StepTable
 from justask.tracking import setup_mlflow
 
-from .ranking import load_learned_reward
+from .asks import learned_folder, policy_folder, quantile_target, round_model
+from .ranking import learned_reward_fn, load_learned_reward
 from .streams import collect_env_seeds
-
-
-def learned_reward_fn(root: Path, device: str):
-    """The learned reward of the run at ``root`` (a picklable builder for rollout jobs)."""
-    return load_learned_reward(root, device)[0]
 
 
 def reward_correlation(true: np.ndarray, predicted: np.ndarray, demonstrator_return: float) -> dict:
@@ -59,6 +57,30 @@ def reward_correlation(true: np.ndarray, predicted: np.ndarray, demonstrator_ret
             "episodes": int(better.sum()), "spearman": correlation("spearman", true[better], predicted[better]),
             "pearson": correlation("pearson", true[better], predicted[better])},
     }
+
+
+def judge_reward(reward, held: list[dict], behaviours: list[str], demonstrator_return: float,
+                 ) -> tuple[dict, pd.DataFrame]:
+    """Learned against true return of the held-out episodes (Minari dicts): the correlations of
+    :func:`reward_correlation`, per-behaviour means and their Spearman; and the scatter points."""
+    true = np.array([float(np.sum(e["rewards"])) for e in held])
+    predicted = np.array([float(reward(e["observations"][:-1]).sum()) for e in held])
+    scatter = pd.DataFrame({"behaviour": behaviours, "true_return": true, "predicted_return": predicted})
+    ranking = reward_correlation(true, predicted, demonstrator_return)
+    ranking["per_behaviour"] = {
+        name: {"episodes": len(g), "true_return_mean": round_metric(g.true_return.mean()),
+               "predicted_return_mean": round_metric(g.predicted_return.mean())}
+        for name, g in scatter.groupby("behaviour", sort=False)}
+    means = scatter.groupby("behaviour", sort=False)[["true_return", "predicted_return"]].mean()
+    ranking["spearman_behaviour_means"] = correlation("spearman", means.true_return, means.predicted_return)
+    return ranking, scatter
+
+
+def headline_ask(fam) -> float:
+    """The ask declared before evaluation as the rounds' headline: the rounds' own ask when it is
+    one of the evaluated quantiles, else the highest of them."""
+    q = fam.evaluate.target_quantiles
+    return fam.train.rounds.ask if fam.train.rounds.ask in q else q[-1]
 
 
 def evaluate(params: Params, root: Path = Path(".")) -> dict:
@@ -81,22 +103,20 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     demo_return = summary["groups"]["demos"]["mean_return"]
 
     # 1. Learned vs true return on held-out trajectories.
-    true = np.array([float(np.sum(e["rewards"])) for e in held])
-    predicted = np.array([float(reward(e["observations"][:-1]).sum()) for e in held])
-    scatter = pd.DataFrame({"behaviour": held_behaviours, "true_return": true, "predicted_return": predicted})
-    ranking = reward_correlation(true, predicted, demo_return)
-    ranking["per_behaviour"] = {
-        name: {"episodes": len(g), "true_return_mean": round_metric(g.true_return.mean()),
-               "predicted_return_mean": round_metric(g.predicted_return.mean())}
-        for name, g in scatter.groupby("behaviour", sort=False)}
-    means = scatter.groupby("behaviour", sort=False)[["true_return", "predicted_return"]].mean()
-    ranking["spearman_behaviour_means"] = correlation("spearman", means.true_return, means.predicted_return)
+    ranking, scatter = judge_reward(reward, held, held_behaviours, demo_return)
     ranking["val_pair_accuracy"] = round_metric(ensemble["val_pair_accuracy"])
 
-    # 2. Policies asked for learned returns, and the baselines, on held-out env seeds.
+    # 2. Policies (every round's) asked for learned returns, and the baselines, on held-out env seeds.
     seeds = held_out_seeds(paths.eval_seeds, ecfg.episodes, collect_env_seeds(params))
     lo, hi = learned_meta["learned_return_min"], learned_meta["learned_return_max"]
-    asks = [(f, float(target_return(f, lo, hi))) for f in ecfg.target_fractions]
+    n_rounds = fam.train.rounds.rounds
+    try:  # each round's policies are asked for quantiles of the data they were fitted on
+        round_returns = [learned.returns] + [
+            StepTable.load(paths.train / learned_folder(r), "dvc repro train@reward")[0].returns
+            for r in range(1, n_rounds + 1)]
+    except FileNotFoundError as e:
+        raise StageFailed(str(e)) from None
+    asks_by_round = [[(q, quantile_target(q, returns)) for q in ecfg.target_quantiles] for returns in round_returns]
     rows: list[dict] = []
 
     def add(model: str, seed: int, results, fraction: float | None, target: float | None) -> None:
@@ -108,25 +128,33 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     # One job per policy and seed, plus the clone; each loads its checkpoint (and the learned
     # reward) from file wherever it runs, so results match the in-process run.
     keys, jobs = [], []
-    for kind in fam.train.models:
-        for tseed in fam.train.seeds:
-            ckpt = paths.run_dir("policies", kind, tseed) / "model.pt"
-            try:
-                load_for_env(ckpt, fam.env, device)
-            except FileNotFoundError:
-                raise StageFailed(f"{ckpt}: missing; run `dvc repro train@reward`") from None
-            keys.append((kind, tseed))
-            jobs.append(RolloutJob(ckpt.absolute(), fam.env, tuple(s for _ in asks for s in seeds),
-                                   tuple(t for _, t in asks for _ in seeds), ecfg.num_envs, str(device),
-                                   reward=partial(learned_reward_fn, root.absolute())))
-    jobs.append(RolloutJob((paths.collect / "clone" / "model.pt").absolute(), fam.env, tuple(seeds),
-                           (0.0,) * len(seeds), ecfg.num_envs, str(device)))
-    *policy_results, clone_results = rollout_checkpoints(jobs, params.scale.workers, params.scale)
-    for (kind, tseed), results in zip(keys, policy_results, strict=True):
-        for j, (f, t) in enumerate(asks):
-            add(kind, tseed, results[j * len(seeds):(j + 1) * len(seeds)], f, t)
+    for r, asks in enumerate(asks_by_round):
+        for kind in fam.train.models:
+            for tseed in fam.train.seeds:
+                ckpt = paths.run_dir(policy_folder(r), kind, tseed) / "model.pt"
+                try:
+                    load_for_env(ckpt, fam.env, device)
+                except FileNotFoundError:
+                    raise StageFailed(f"{ckpt}: missing; run `dvc repro train@reward`") from None
+                keys.append((round_model(kind, r), tseed, asks))
+                jobs.append(RolloutJob(ckpt.absolute(), fam.env, tuple(s for _ in asks for s in seeds),
+                                       tuple(t for _, t in asks for _ in seeds), ecfg.num_envs, str(device),
+                                       reward=partial(learned_reward_fn, root.absolute())))
+    references = [("bc", 0, paths.collect / "clone" / "model.pt")]
+    if fam.train.oracle is not None:
+        references += [("oracle-filter", t, paths.run_dir("oracle", "pct_bc", t) / "model.pt") for t in fam.train.seeds]
+    for _, _, ckpt in references:
+        if not ckpt.exists():
+            raise StageFailed(f"{ckpt}: missing; run `dvc repro train@reward`")
+        jobs.append(RolloutJob(ckpt.absolute(), fam.env, tuple(seeds), (0.0,) * len(seeds), ecfg.num_envs, str(device)))
+    results = rollout_checkpoints(jobs, params.scale.workers, params.scale)
+    policy_results, reference_results = results[:len(keys)], results[len(keys):]
+    for (model, tseed, asks), results in zip(keys, policy_results, strict=True):
+        for j, (q, t) in enumerate(asks):
+            add(model, tseed, results[j * len(seeds):(j + 1) * len(seeds)], q, t)
     print(f"evaluate (reward): policies done ({time.perf_counter() - t0:.0f}s)")
-    add("bc", 0, clone_results, None, None)
+    for (name, tseed, _), res in zip(references, reference_results, strict=True):
+        add(name, tseed, res, None, None)
     demo = rollout_behaviours({"demonstrator": chunk_jobs(fam.collect.demonstrator, 0.0, seeds, fam.env,
                                                     fam.collect.workers, fam.collect.envs_per_worker)},
                         fam.collect.workers, "evaluate (reward): the demonstrator", params.scale)["demonstrator"]
@@ -134,29 +162,35 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     episodes = pd.DataFrame(rows)
     policies = summarize(episodes, ref_min, ref_max, learned.returns, ecfg.bootstrap_reps, params.seed)
     demo_score = policies["models"]["demonstrator"]["any"]["score_iqm"]
-    for kind in fam.train.models:
-        for cell in policies["models"][kind].values():
+    for model in [m for m in policies["models"] if m != "demonstrator"]:
+        for cell in policies["models"][model].values():
             cell["vs_demonstrator"] = round_metric(cell["score_iqm"] / demo_score) if demo_score else None
+    rounds = round_scores(policies["models"], fam.train.models, n_rounds,
+                          json.loads((paths.train / "rounds.json").read_text())["rounds"])
+    headline = target_key(headline_ask(fam))
 
     metrics = {
         "ref_min_score": ref_min, "ref_max_score": ref_max, "demonstrator": fam.collect.demonstrator,
         "demonstrator_return_mean": round_metric(demo_return), "seeds": list(fam.train.seeds),
-        "episodes_per_target": ecfg.episodes, "target_fractions": ecfg.target_fractions,
+        "episodes_per_target": ecfg.episodes, "target_quantiles": ecfg.target_quantiles,
+        "asked_learned_returns": [{f"t{q:g}": round_metric(t) for q, t in asks} for asks in asks_by_round],
         "learned_return_range": [round_metric(lo), round_metric(hi)],
-        "ranking": ranking, "policies": policies,
+        "ranking": ranking, "policies": policies, "rounds": rounds, "rounds_headline_ask": headline,
     }
     out = paths.evaluate
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "episodes.csv", lambda p: episodes.to_csv(p, index=False, float_format="%.6g"))
     write_text(paths.plot, rows_csv(scatter.round(4).to_dict("records")))
     return_scatter(scatter, out / "scatter.png", demo_return)
+    rounds_plot(rounds, fam.train.models, headline, demo_score, out / "rounds.png")
     write_json(paths.metrics, metrics)
     gif = None
     if ecfg.gif:
-        kind = next(iter(fam.train.models))
-        model, _ = load_for_env(paths.run_dir("policies", kind, fam.train.seeds[0]) / "model.pt", fam.env, device)
-        f, target = asks[-1]
-        gif = record_gif(model, fam.env, target, seeds[0], out / f"{kind}-t{f:g}.gif", device,
+        kind = next(iter(fam.train.models))  # the last round's policy, asked for the most
+        model, _ = load_for_env(paths.run_dir(policy_folder(n_rounds), kind, fam.train.seeds[0]) / "model.pt",
+                                fam.env, device)
+        q, target = asks_by_round[n_rounds][-1]
+        gif = record_gif(model, fam.env, target, seeds[0], out / f"{round_model(kind, n_rounds)}-t{q:g}.gif", device,
                          max_steps=ecfg.gif_max_steps, reward_fn=reward)
     _log_mlflow(params, root, metrics, paths, gif)
     print(f"evaluate (reward): learned vs true return on held-out trajectories: Spearman {ranking['spearman']}, "
@@ -180,6 +214,7 @@ def _log_mlflow(params: Params, root: Path, metrics: dict, paths, gif: Path | No
         mlflow.log_artifact(str(paths.metrics))
         mlflow.log_artifact(str(paths.plot))
         mlflow.log_artifact(str(paths.evaluate / "scatter.png"))
+        mlflow.log_artifact(str(paths.evaluate / "rounds.png"))
         if gif is not None:
             mlflow.log_artifact(str(gif))
 
@@ -198,5 +233,43 @@ def return_scatter(points, path: Path, demonstrator_return: float) -> Path:
     ax.axvline(demonstrator_return, ls="--", color="grey", label="demonstrator (mean)")
     ax.set_xlabel("true return")
     ax.set_ylabel("learned return")
+    ax.legend(fontsize=7)
+    return figure_to(path, fig)
+
+
+def round_scores(models: dict, kinds, n_rounds: int, summaries: list[dict]) -> list[dict]:
+    """Per round and policy kind, every ask's true score (IQM, 95% CI, x demonstrator), beside what
+    the round added; round 0 is the policies fitted on the noise data alone. No ask is picked by
+    its score here: that would select on the evaluation seeds."""
+    keep = ("score_iqm", "score_iqm_lo", "score_iqm_hi", "vs_demonstrator")
+    return [{"round": r, **({} if r == 0 else {k: round_metric(v) if isinstance(v, float) else v
+                                               for k, v in summaries[r - 1].items() if k != "round"}),
+             **{kind: {key: {k: cell[k] for k in keep} for key, cell in models[round_model(kind, r)].items()}
+                for kind in kinds}}
+            for r in range(n_rounds + 1)]
+
+
+def rounds_plot(rounds: list[dict], kinds, headline: str, demo_score: float, path: Path) -> Path:
+    """True score per improvement round (IQM with its 95% CI) at the ``headline`` ask, the other
+    asks faint, against the demonstrator's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    x = [r["round"] for r in rounds]
+    for kind in kinds:
+        for key in rounds[0][kind]:
+            y = np.array([r[kind][key]["score_iqm"] for r in rounds])
+            if key != headline:
+                ax.plot(x, y, lw=0.8, alpha=0.35, color="grey")
+                continue
+            lo, hi = (np.array([r[kind][key][b] for r in rounds]) for b in ("score_iqm_lo", "score_iqm_hi"))
+            ax.errorbar(x, y, yerr=[y - lo, hi - y], marker="o", capsize=3, label=f"{kind} asked {key[1:]}")
+    ax.axhline(demo_score, ls="--", color="grey", label="demonstrator")
+    ax.set_xticks(x)
+    ax.set_xlabel("round (0: noise data only)")
+    ax.set_ylabel("true score (IQM, 95% CI)")
     ax.legend(fontsize=7)
     return figure_to(path, fig)

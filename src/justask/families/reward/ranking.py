@@ -5,7 +5,8 @@ Brown et al., "Extrapolating Beyond Suboptimal Demonstrations via Inverse Reinfo
 from Observations" (T-REX, 2019) and "Better-than-Demonstrator Imitation Learning via
 Automatically-Ranked Demonstrations" (D-REX, 2019). The predicted return of a snippet is the sum
 of r over its steps; the Bradley-Terry model says P(b preferred to a) = softmax(R_a, R_b)[b], and
-the loss is the cross-entropy against which snippet was ranked higher.
+the loss is the cross-entropy against which snippet was ranked higher. A whole-episode side
+(see :mod:`.pairs`) is a strided sample, its summed reward weighted by the stride.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ class RewardNet(nn.Module):
         return self.body(self.norm.obs(obs)).squeeze(-1)
 
     def snippet_returns(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, 2) predicted returns of the two snippets of each pair (padding masked out)."""
-        return (self(batch["obs"]) * batch["mask"]).sum(-1)
+        """(B, 2) predicted returns of the two sides of each pair (padding masked out, each
+        side's sum weighted by its stride)."""
+        return (self(batch["obs"]) * batch["mask"]).sum(-1) * batch["weight"]
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(self.snippet_returns(batch).float(), batch["label"].long())
@@ -59,8 +61,9 @@ class LearnedReward:
 
     Each member's output is divided by its own scale (the standard deviation of its per-step
     rewards on the training data) before averaging, so no member dominates because the ranking
-    loss happened to leave it with larger outputs. Rewards are not centred: shifting r by a
-    constant would reward or punish episode length, which the ranking taught nothing about.
+    loss happened to leave it with larger outputs. Rewards are not centred: a constant shift of r
+    rewards or punishes episode length, which whole-episode pairs teach and equal-length snippets
+    cannot (see :mod:`.pairs`).
     """
 
     def __init__(self, members: list[RewardNet], scales: list[float], device: torch.device | str = "cpu"):
@@ -119,6 +122,12 @@ def load_learned_reward(root: Path, device: torch.device | str = "cpu") -> tuple
         raise CheckpointError(f"{folder}: ensemble members read observations of different sizes {sorted(dims)}; "
                               "re-run `dvc repro train@reward` to rebuild them together.")
     return LearnedReward(members, scales, device), info
+
+
+def learned_reward_fn(root: Path, device: str) -> LearnedReward:
+    """The learned reward of the run at ``root`` (with ``functools.partial``, a picklable builder
+    for rollout jobs in other processes)."""
+    return load_learned_reward(root, device)[0]
 
 
 def ranking_spec(table: RankingTable, max_episode_steps: int) -> Spec:

@@ -13,8 +13,9 @@ from justask.report import num
 
 
 def reward_tables(metrics: dict[str, Any]) -> list[Table]:
-    """Two tables: the learned reward against the true one on held-out trajectories, and the true
-    score of each policy (IQM [95% CI], vs the demonstrator)."""
+    """The learned reward against the true one on held-out trajectories, the true score of each
+    policy (IQM [95% CI], vs the demonstrator) and, when there are improvement rounds, the score
+    per round."""
     r = metrics["ranking"]
     better = r["better_than_demonstrator"]
     corr = Table(title="reward: learned vs true return on held-out trajectories", box=box.SIMPLE_HEAD,
@@ -31,7 +32,8 @@ def reward_tables(metrics: dict[str, Any]) -> list[Table]:
     scores = Table(title="reward: true score when asked for learned return (0 random, 100 expert)",
                    box=box.SIMPLE_HEAD,
                    caption=f"{len(metrics['seeds'])} training seeds x {metrics['episodes_per_target']} held-out env "
-                           "seeds; asks are fractions of the data's learned-return range (1 = its best episode)")
+                           "seeds; asks are quantiles of the learned returns of each policy's data (1 = its best "
+                           "episode, above 1: past it by that many ranges)")
     for col in ("policy", "asked", "score IQM [95% CI]", "x demonstrator"):
         scores.add_column(col, justify="left" if col == "policy" else "right")
     for model, cells in metrics["policies"]["models"].items():
@@ -40,7 +42,30 @@ def reward_tables(metrics: dict[str, Any]) -> list[Table]:
             ratio = c.get("vs_demonstrator")
             scores.add_row(model, asked, f"[bold]{num(c['score_iqm'])}[/] [dim]\\[{num(c['score_iqm_lo'])}, "
                                          f"{num(c['score_iqm_hi'])}][/]", "" if ratio is None else f"{ratio:.2f}")
-    return [corr, scores]
+    tables = [corr, scores]
+    rounds = metrics.get("rounds") or []
+    if len(rounds) > 1:
+        kinds = [k for k, v in rounds[0].items() if isinstance(v, dict)]
+        asks = list(rounds[0][kinds[0]])
+        headline = metrics.get("rounds_headline_ask")
+        per_round = Table(title="reward: improvement rounds without RL (ask, roll out, relabel with the learned "
+                                "reward, refit): true score, IQM [95% CI]", box=box.SIMPLE_HEAD,
+                          caption=f"columns: the ask (quantile of the round's data; headline {headline}, declared "
+                                  "before evaluation); added: the round's new episodes, learned / true return "
+                                  "(the true one only reported)")
+        for col in ("round", "asked (learned)", "episodes", "added: learned / true", *(
+                f"{k} {a[1:]}" + (" *" if a == headline else "") for k in kinds for a in asks)):
+            per_round.add_column(col, justify="right")
+        for r in rounds:
+            first = r["round"] == 0
+            cells = [f"{num(r[k][a]['score_iqm'])} [dim]\\[{num(r[k][a]['score_iqm_lo'])}, "
+                     f"{num(r[k][a]['score_iqm_hi'])}][/]" for k in kinds for a in asks]
+            per_round.add_row(str(r["round"]), "-" if first else num(r["asked_learned_return"]),
+                              "" if first else str(r["episodes"]),
+                              "-" if first else f"{num(r['added_learned_return_mean'])} / "
+                                                f"{num(r['added_true_return_mean'])}", *cells)
+        tables.append(per_round)
+    return tables
 
 
 def print_results(metrics: dict[str, Any], console: Console) -> None:

@@ -1,5 +1,5 @@
-"""The seed streams of every group of episodes the reward family rolls out: collect draws its
-episodes from them, evaluate keeps its frozen seeds disjoint from them."""
+"""The seed streams of every group of episodes the reward family rolls out: collect and the
+improvement rounds draw their episodes from them, evaluate keeps its frozen seeds disjoint from them."""
 
 from __future__ import annotations
 
@@ -12,15 +12,25 @@ if TYPE_CHECKING:
 
 
 def seed_streams(params: Params) -> dict[str, tuple[str, int]]:
-    """Every group of episodes collect rolls out: name -> (seed stream, episode count)."""
+    """Every group of episodes collect and the rounds roll out: name -> (seed stream, episode count)."""
     cfg = params.family("reward").collect
     streams = {"demos": (f"reward/demos/{cfg.demonstrator}", cfg.demos)}
     streams |= {f"noise/{e:g}": (f"reward/noise/{e:g}", cfg.episodes_per_noise) for e in cfg.noise}
     streams |= {f"held_out/{b.name}": (f"reward/held_out/{b.name}", b.episodes) for b in cfg.held_out}
     streams |= {f"reference/{r}": (f"reward/reference/{r}", cfg.reference_episodes) for r in ("expert", "random")}
+    train = params.family("reward").train
+    streams |= {f"round{r}/{kind}/seed{s}/noise/{e:g}": (round_stream(r, kind, s, e), train.rounds.episodes_per_noise)
+                for r in range(1, train.rounds.rounds + 1) for kind in train.models for s in train.seeds
+                for e in cfg.noise}
     return streams
 
 
+def round_stream(r: int, kind: str, seed: int, epsilon: float) -> str:
+    """Seed stream of improvement round ``r``'s rollouts of policy ``kind`` (training seed
+    ``seed``) at noise ``epsilon``."""
+    return f"reward/round{r}/{kind}/seed{seed}/noise/{epsilon:g}"
+
+
 def collect_env_seeds(params: Params) -> set[int]:
-    """Every env seed collect uses (evaluation must avoid them)."""
+    """Every env seed collect and the rounds use (evaluation must avoid them)."""
     return {s for stream, n in seed_streams(params).values() for s in stream_seeds(params.seed, stream, n)}

@@ -1,8 +1,10 @@
 """train (reward): learn a reward by ranking, relabel the noise-injection data with it, then fit
-return-conditioned policies on the learned returns. The env's reward is never read here.
+return-conditioned policies on the learned returns. The env's reward is read only by the
+oracle-filter reference (step 5), never by the ranking, the policies or the rounds.
 
 1. **Ranking.** ``train.ranking.ensemble`` reward nets r(s), each fitted with the T-REX loss on the
-   ranked snippet pairs by the one training loop (optionally Optuna-tuned first); saved as
+   ranked pairs by the one training loop (optionally Optuna-tuned first), each on its own share of
+   the pairs with ``distinct_pairs`` (D-REX: members see different pairs); saved as
    ``ranking/member<k>/model.pt``, with each member's output scale and the validation pair
    accuracy in ``ranking/ensemble.json``.
 2. **Learned returns.** Every step of the noise-injection data gets the ensemble's reward;
@@ -10,6 +12,11 @@ return-conditioned policies on the learned returns. The env's reward is never re
 3. **Policies.** Each model of ``train.models`` (RvS, DT) is fitted on the learned returns, per
    seed, exactly as in the return family (``policies/<model>/seed<k>/model.pt``), and registered
    in the MLflow model registry as ``justask-reward-<model>``.
+4. **Improvement rounds** (``train.rounds``, :mod:`.rounds`): each round asks the last policies for
+   more learned return than the data hold, rolls them out with the noise schedule, adds the
+   episodes (relabeled with the learned reward) and refits (``round<r>/``; ``rounds.json``).
+5. **Oracle filter** (``train.oracle``): %BC on the noise data's top episodes by *true* return
+   (``oracle/pct_bc/seed<k>/``), a bound on what the data allow without extrapolation.
 """
 
 from __future__ import annotations
@@ -36,8 +43,9 @@ from justask.training.resume import Resume
 from justask.training.runs import curves_csv, log_curve
 from justask.training.tune import tune
 
-from .pairs import RankingTable, SnippetPairs, load_pairs
+from .pairs import RankingTable, SnippetPairs, load_pairs, member_shard
 from .ranking import LearnedReward, learned_table, pair_accuracy, ranking_candidate, ranking_dir, ranking_spec
+from .rounds import improve, learned_meta
 
 
 def train(params: Params, root: Path = Path(".")) -> None:
@@ -49,18 +57,67 @@ def train(params: Params, root: Path = Path(".")) -> None:
     mlflow = setup_mlflow(params.tracking, root)
     t0 = time.perf_counter()
     try:
-        table, _ = RankingTable.load(paths.relabeled("ranking"))
-        pairs_train, _ = load_pairs(paths.relabeled("pairs_train"))
-        pairs_val, _ = load_pairs(paths.relabeled("pairs_val"))
         steps, steps_meta = StepTable.load(paths.relabeled("steps"), "dvc repro relabel@reward")
     except FileNotFoundError as e:
         raise StageFailed(str(e)) from None
-    curves: list[dict] = []
 
     # 1. The ranking ensemble.
+    reward, curves = fit_ranking(params, root, device, mlflow)
+    print(f"train (reward): ranking ensemble of {len(reward.members)} ({time.perf_counter() - t0:.0f}s)")
+
+    # 2. Learned returns on the noise-injection data.
+    learned = learned_table(steps, reward)
+    meta = learned_meta(steps_meta, learned)
+    learned.save(paths.train / "learned", meta)
+
+    # 3. Return-conditioned policies on the learned returns.
+    pspec = data_spec(learned, meta)
+    hps = {}
+    for kind, mcfg in cfg.models.items():
+        hps[kind], rows = fit_policy(mlflow, paths=paths, dataset="learned", folder="policies", kind=kind, mcfg=mcfg,
+                                     table=learned, spec=pspec, cfg=cfg, seed=params.seed, device=device,
+                                     profile=params.profile, register_as=f"justask-reward-{kind}")
+        write_json(paths.train / "policies" / kind / "hparams.json",
+                   {"model": kind, "hp": hps[kind], "steps": mcfg.steps})
+        curves += rows
+        print(f"train (reward): {kind} done ({time.perf_counter() - t0:.0f}s)")
+
+    # 4. Improvement rounds: ask for more, roll out, relabel with the learned reward, refit.
+    rounds, rows = improve(mlflow, params, paths, learned, meta, hps, reward, device, t0)
+    write_json(paths.train / "rounds.json", {"ask": cfg.rounds.ask, "rounds": rounds})
+    curves += rows
+
+    # 5. The oracle-filter reference: the one model here that reads the env's reward (relabel's
+    # oracle table), the best the noise data give without extrapolation; never a candidate.
+    if cfg.oracle is not None:
+        try:
+            oracle, oracle_meta = StepTable.load(paths.relabeled("oracle"), "dvc repro relabel@reward")
+        except FileNotFoundError as e:
+            raise StageFailed(str(e)) from None
+        _, rows = fit_policy(mlflow, paths=paths, dataset="oracle", folder="oracle", kind="pct_bc", mcfg=cfg.oracle,
+                             table=oracle, spec=data_spec(oracle, oracle_meta), cfg=cfg, seed=params.seed,
+                             device=device, profile=params.profile, register_as=None)
+        curves += rows
+        print(f"train (reward): oracle filter done ({time.perf_counter() - t0:.0f}s)")
+    write_text(paths.base / "curves.csv", curves_csv(curves))
+    shutil.rmtree(paths.checkpoints, ignore_errors=True)  # every fit finished: nothing to resume
+
+
+def fit_ranking(params: Params, root: Path, device, mlflow) -> tuple[LearnedReward, list[dict]]:
+    """Fit (after tuning, when asked) the ranking ensemble on the relabeled pairs, save it under
+    ``train/ranking/``; returns it as a reward function, and the training curves."""
+    fam = params.family("reward")
+    cfg, paths = fam.train, family_paths("reward", root)
+    try:
+        table, _ = RankingTable.load(paths.relabeled("ranking"))
+        pairs_train, _ = load_pairs(paths.relabeled("pairs_train"))
+        pairs_val, _ = load_pairs(paths.relabeled("pairs_val"))
+    except FileNotFoundError as e:
+        raise StageFailed(str(e)) from None
+    curves: list[dict] = []
     rcfg = cfg.ranking
     spec = ranking_spec(table, fam.env.max_episode_steps)
-    train_pairs = SnippetPairs(table, pairs_train, device)
+    train_pairs = SnippetPairs(table, pairs_train, device)  # for tuning; members may see shards of it
     val_pairs = SnippetPairs(table, pairs_val, device, max_rows=cfg.val_rows)
     members, scales = [], []
     with mlflow.start_run(run_name="reward-ranking"):
@@ -74,9 +131,14 @@ def train(params: Params, root: Path = Path(".")) -> None:
         for k in range(rcfg.ensemble):
             seed = params.seed + k
             with mlflow.start_run(run_name=f"reward-ranking-member{k}", nested=True):
-                mlflow.log_params({**hp, "member": k, "seed": seed, "steps": rcfg.steps})
+                try:
+                    member_pairs = (SnippetPairs(table, member_shard(pairs_train, k, rcfg.ensemble), device)
+                                    if rcfg.distinct_pairs else train_pairs)
+                except ValueError as e:
+                    raise StageFailed(f"reward.train.ranking: {e}") from None
+                mlflow.log_params({**hp, "member": k, "seed": seed, "steps": rcfg.steps, "pairs": len(member_pairs)})
                 build, optimisation = ranking_candidate(spec, hp, rcfg.steps)
-                result = fit(build, train_pairs, val_pairs, optimisation,
+                result = fit(build, member_pairs, val_pairs, optimisation,
                              Loop(cfg.eval_every, cfg.patience, seed, device, cfg.val_batch), log=log_curve(mlflow),
                              resume=Resume(paths.resume_file("ranking", f"member{k}", seed),
                                            {"kind": "reward", "hp": hp, "spec": repr(spec)}))
@@ -99,24 +161,5 @@ def train(params: Params, root: Path = Path(".")) -> None:
         mlflow.log_metric("ensemble_val_pair_accuracy", accuracy)
     write_json(ranking_dir(root) / "ensemble.json", {"members": len(members), "scales": scales, "hp": hp,
                                                      "val_pair_accuracy": accuracy})
-    print(f"train (reward): ranking ensemble of {len(members)}, validation pair accuracy {accuracy:.3f} "
-          f"({time.perf_counter() - t0:.0f}s)")
-
-    # 2. Learned returns on the noise-injection data.
-    learned = learned_table(steps, LearnedReward(members, scales, device))
-    lo, hi = float(learned.returns.min()), float(learned.returns.max())
-    meta = {**steps_meta, "rtg": "learned reward (ensemble)", "ref_min_score": lo, "ref_max_score": hi,
-            "learned_return_min": lo, "learned_return_max": hi}
-    learned.save(paths.train / "learned", meta)
-
-    # 3. Return-conditioned policies on the learned returns.
-    pspec = data_spec(learned, meta)
-    for kind, mcfg in cfg.models.items():
-        hp, rows = fit_policy(mlflow, paths=paths, dataset="learned", folder="policies", kind=kind, mcfg=mcfg,
-                              table=learned, spec=pspec, cfg=cfg, seed=params.seed, device=device,
-                              profile=params.profile, register_as=f"justask-reward-{kind}")
-        write_json(paths.train / "policies" / kind / "hparams.json", {"model": kind, "hp": hp, "steps": mcfg.steps})
-        curves += rows
-        print(f"train (reward): {kind} done ({time.perf_counter() - t0:.0f}s)")
-    write_text(paths.base / "curves.csv", curves_csv(curves))
-    shutil.rmtree(paths.checkpoints, ignore_errors=True)  # every fit finished: nothing to resume
+    print(f"train (reward): validation pair accuracy of the ensemble {accuracy:.3f}")
+    return LearnedReward(members, scales, device), curves
