@@ -50,16 +50,25 @@ VARIANTS = {
 }
 
 
-def variant_params(source: Path, folder: Path, seed: int, change: dict):
+def dev_params(source: Path, folder: Path, seed: int, edit) -> object:
+    """``source``'s params at the development ``seed``, the reward section changed in place by
+    ``edit(reward_dict)``, written to ``folder/params.yaml`` and loaded (so they are validated)."""
     cfg = yaml.safe_load(source.read_text())
     cfg["seed"] = seed
-    reward = cfg["families"]["reward"]
-    settings = {**BASE, **change}
-    reward["relabel"].update({k: settings[k] for k in ("whole_episodes", "noise_margin", "rank_demos", "pairs")})
-    reward["train"]["ranking"].update(distinct_pairs=settings["distinct_pairs"], tune=False)
+    edit(cfg["families"]["reward"])
     path = folder / "params.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return load_params(path)
+
+
+def variant_params(source: Path, folder: Path, seed: int, change: dict):
+    settings = {**BASE, **change}
+
+    def edit(reward: dict) -> None:
+        reward["relabel"].update({k: settings[k] for k in ("whole_episodes", "noise_margin", "rank_demos", "pairs")})
+        reward["train"]["ranking"].update(distinct_pairs=settings["distinct_pairs"], tune=False)
+
+    return dev_params(source, folder, seed, edit)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
+from ranking_objective import dev_params
 
 from justask.config import load_params
 
@@ -27,15 +27,11 @@ DEV_EVAL_SEEDS = list(range(900_000_000, 900_000_100))
 
 
 def ask_params(source: Path, root: Path, seed: int, ask: float):
-    cfg = yaml.safe_load(source.read_text())
-    cfg["seed"] = seed
-    reward = cfg["families"]["reward"]
-    reward["train"]["rounds"]["ask"] = ask
-    reward["evaluate"]["target_quantiles"] = [ask]
-    reward["evaluate"]["gif"] = False
-    path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return load_params(path)
+    def edit(reward: dict) -> None:
+        reward["train"]["rounds"]["ask"] = ask
+        reward["evaluate"].update(target_quantiles=[ask], gif=False)
+
+    return dev_params(source, root, seed, edit)
 
 
 def main() -> None:
