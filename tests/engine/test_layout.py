@@ -24,7 +24,7 @@ PKG = SRC / "justask"
 # Entry points: they parse params and dispatch to a stage; DVC tracks the params themselves.
 ENTRY = {"justask", "justask.cli", "justask.console", "justask.config", "justask.families", "justask.family"}
 RUNTIME = {"torch", "gymnasium", "minigrid", "mlflow", "optuna", "great_expectations", "prefect", "dvc", "minari",
-           "pandas", "scipy", "rliable", "sentence_transformers", "transformers"}
+           "pandas", "scipy", "rliable", "sentence_transformers", "transformers", "stable_baselines3"}
 
 
 def module_name(path: Path) -> str:

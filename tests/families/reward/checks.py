@@ -18,13 +18,20 @@ def check_outputs(repo: Path) -> None:
     rounds = params.train.rounds.rounds
     assert set(models) == {*params.train.models, *(f"{k}-round{r}" for k in params.train.models
                                                    for r in range(1, rounds + 1)), "bc", "demonstrator",
-                           "oracle-filter"}
+                           "oracle-filter", "ppo"}
     assert set(models["rvs"]) == {f"t{q:g}" for q in params.evaluate.target_quantiles}
     assert [r["round"] for r in metrics["rounds"]] == list(range(rounds + 1))
     assert (repo / "artifacts" / "reward" / "evaluate" / "rounds.png").exists()
     assert all(c["episodes"] == len(params.train.seeds) * params.evaluate.episodes for c in models["rvs"].values())
+    assert models["ppo"]["any"]["episodes"] == len(params.train.seeds) * params.evaluate.episodes
+    cost = {c["model"]: c for c in metrics["cost"]}
+    collected = cost["bc"]["env_steps"]
+    assert cost["ppo"]["extra_env_steps"] >= params.train.ppo.timesteps and cost["ppo"]["env_steps"] > collected
+    assert cost["rvs"]["env_steps"] == collected < cost[f"rvs-round{rounds}"]["env_steps"]
+    assert cost["oracle-filter"]["reads_env_reward"] and not cost["ppo"]["reads_env_reward"]
     scatter = (repo / "metrics" / "reward.csv").read_text().splitlines()
     assert scatter[0] == "behaviour,true_return,predicted_return" and len(scatter) == ranking["episodes"] + 1
     assert list((repo / "artifacts" / "reward" / "evaluate").glob("rvs-*.gif"))
     shown = run([str(BIN / "justask"), "results", "reward"], repo).stdout
     assert "Spearman" in shown and "demonstrator" in shown and "improvement rounds" in shown
+    assert "what each route cost in env steps" in shown and "ppo" in shown

@@ -1,6 +1,7 @@
 """The improvement rounds (generalize-then-infer, no RL): each round's data hold the last round's
 episodes, each round's policies are asked for quantiles of their own data, and the env's reward
-never reaches training (poisoned, it changes what the rounds report and nothing they train)."""
+never reaches training, the rounds' or the PPO reference's (poisoned, it changes what they report
+and nothing they train)."""
 
 from __future__ import annotations
 
@@ -97,10 +98,15 @@ def test_the_env_reward_never_reaches_training(relabeled, tmp_path, monkeypatch)
     monkeypatch.setattr(LunarLander, "step", poisoned)
     dirty = _trained(relabeled, tmp_path / "dirty")
     hashes = _model_hashes(clean)
-    assert any(k.startswith("round2/") for k in hashes) and hashes == _model_hashes(dirty)
+    assert any(k.startswith("round2/") for k in hashes) and "ppo/seed0/model.pt" in hashes
+    assert hashes == _model_hashes(dirty)
     report = [json.loads((r / "artifacts" / "reward" / "train" / "rounds.json").read_text())["rounds"]
               for r in (clean, dirty)]
     assert report[0][0]["added_true_return_mean"] != report[1][0]["added_true_return_mean"]  # the poison was there
+    ppo = [json.loads((r / "artifacts" / "reward" / "train" / "ppo" / "runs.json").read_text())["runs"][0]
+           for r in (clean, dirty)]
+    assert ppo[0]["true_return_last"] != ppo[1]["true_return_last"]  # PPO's envs were poisoned too
+    assert ppo[0]["learned_return_last"] == ppo[1]["learned_return_last"]
 
 
 def test_quantile_targets_ask_within_then_past_the_data():

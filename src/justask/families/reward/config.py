@@ -118,6 +118,41 @@ class RoundsConfig(Strict):
     ask: Annotated[float, Field(ge=0.0, le=5.0)] = 1.1  # quantile target of the data's learned returns
 
 
+class PPOConfig(Strict):
+    """The RL reference (:mod:`justask.families.reward.ppo`): stable-baselines3 PPO on the learned
+    reward, one run per training seed. Defaults: rl-zoo3's LunarLander settings, D-REX's 1e6 steps."""
+
+    timesteps: PosInt = 1_000_000  # env steps per run
+    n_envs: Annotated[int, Field(ge=1, le=256)] = 16
+    n_steps: Annotated[int, Field(ge=2)] = 1024  # per env and update
+    batch_size: Annotated[int, Field(ge=2)] = 64
+    n_epochs: Annotated[int, Field(ge=1, le=100)] = 4
+    learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 3e-4
+    gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.999
+    gae_lambda: Annotated[float, Field(ge=0.0, le=1.0)] = 0.98
+    clip_range: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
+    ent_coef: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01
+    vf_coef: Annotated[float, Field(ge=0.0, le=10.0)] = 0.5
+    max_grad_norm: Annotated[float, Field(gt=0.0)] = 0.5
+    hidden: PosInt = 64
+    layers: Annotated[int, Field(ge=1, le=12)] = 2
+
+    @model_validator(mode="after")
+    def whole_minibatches(self) -> PPOConfig:
+        rollout = self.n_envs * self.n_steps
+        if rollout % self.batch_size:
+            raise ValueError(f"batch_size {self.batch_size} does not divide a rollout of n_envs x n_steps = "
+                             f"{self.n_envs} x {self.n_steps} = {rollout} steps; pick a divisor (e.g. 64)")
+        if self.timesteps < rollout:
+            raise ValueError(f"timesteps {self.timesteps} is less than one rollout (n_envs x n_steps = {rollout}); "
+                             "raise timesteps or lower n_steps")
+        return self
+
+    @property
+    def hp(self) -> dict:
+        return self.model_dump(exclude={"timesteps", "n_envs"})
+
+
 class TrainConfig(FitConfig):
     ranking: RankingConfig = RankingConfig()
     rounds: RoundsConfig = RoundsConfig()
@@ -125,6 +160,8 @@ class TrainConfig(FitConfig):
     # with the top ``top_fraction`` true returns (null: not fitted).
     oracle: PolicyConfig | None = PolicyConfig(hidden=256, layers=3, dropout=0.0, batch_size=512, steps=4000,
                                                top_fraction=0.1)
+    # The RL reference: PPO on the learned reward (null: not run).
+    ppo: PPOConfig | None = PPOConfig()
     models: dict[str, PolicyConfig]  # return-conditioned policies on learned returns: rvs and/or dt
 
     @field_validator("models")

@@ -10,8 +10,10 @@
    episode, above 1 = more than anything in it). The return-to-go counts down with the *learned*
    reward; the score is the env's true return, normalised (0 = random, 100 = expert) with IQM and
    bootstrap CIs; per round, every ask's score (``rounds`` in the metrics, ``rounds.png``).
-   Baselines on the same seeds: the demonstrator itself, its BC clone and the oracle filter (%BC
-   on the noise data's top episodes by true return: what the data allow without extrapolation).
+   Baselines on the same seeds: the demonstrator itself, its BC clone, the oracle filter (%BC
+   on the noise data's top episodes by true return: what the data allow without extrapolation)
+   and PPO on the learned reward (D-REX's own route, greedy actions).
+3. **Cost:** every route's env steps beside its score (``cost`` in the metrics).
 
 Writes ``metrics/reward.json``, per-episode results and a GIF, and logs them to MLflow.
 """
@@ -31,10 +33,11 @@ from justask.config import Params
 from justask.datasets import read_episodes, read_metadata
 from justask.device import pick_device
 from justask.errors import StageFailed
+from justask.executors import run_all
 from justask.io import atomic_write, rows_csv, write_json, write_text
 from justask.lunar.asking import EpisodeResult, RolloutJob, load_for_env, record_gif, rollout_checkpoints
 from justask.lunar.jobs import chunk_jobs, rollout_behaviours
-from justask.metrics import correlation, round_metric, summarize, target_key
+from justask.metrics import ANY, correlation, round_metric, summarize, target_key
 from justask.paths import family_paths
 from justask.render import figure_to
 from justask.seeding import held_out_seeds, seed_everything
@@ -42,6 +45,7 @@ from justask.steps import StepTable
 from justask.tracking import setup_mlflow
 
 from .asks import learned_folder, policy_folder, quantile_target, round_model
+from .ppo import PPOEvalJob, run_ppo_eval_job
 from .ranking import learned_reward_fn, load_learned_reward
 from .streams import collect_env_seeds
 
@@ -111,11 +115,11 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     lo, hi = learned_meta["learned_return_min"], learned_meta["learned_return_max"]
     n_rounds = fam.train.rounds.rounds
     try:  # each round's policies are asked for quantiles of the data they were fitted on
-        round_returns = [learned.returns] + [
-            StepTable.load(paths.train / learned_folder(r), "dvc repro train@reward")[0].returns
-            for r in range(1, n_rounds + 1)]
+        round_tables = [learned] + [StepTable.load(paths.train / learned_folder(r), "dvc repro train@reward")[0]
+                                    for r in range(1, n_rounds + 1)]
     except FileNotFoundError as e:
         raise StageFailed(str(e)) from None
+    round_returns = [t.returns for t in round_tables]
     asks_by_round = [[(q, quantile_target(q, returns)) for q in ecfg.target_quantiles] for returns in round_returns]
     rows: list[dict] = []
 
@@ -149,6 +153,15 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
         jobs.append(RolloutJob(ckpt.absolute(), fam.env, tuple(seeds), (0.0,) * len(seeds), ecfg.num_envs, str(device)))
     results = rollout_checkpoints(jobs, params.scale.workers, params.scale)
     policy_results, reference_results = results[:len(keys)], results[len(keys):]
+    if fam.train.ppo is not None:  # the RL reference, greedy, on the same seeds
+        ppo_jobs = [PPOEvalJob((paths.train / "ppo" / f"seed{t}" / "model.pt").absolute(), fam.env, tuple(seeds),
+                               ecfg.num_envs) for t in fam.train.seeds]
+        for job in ppo_jobs:
+            if not job.checkpoint.exists():
+                raise StageFailed(f"{job.checkpoint}: missing; run `dvc repro train@reward`")
+        for t, res in zip(fam.train.seeds, run_all(run_ppo_eval_job, ppo_jobs, params.scale.workers, params.scale),
+                          strict=True):
+            add("ppo", t, [EpisodeResult(0.0, seed, ret, length) for seed, ret, length in res], None, None)
     for (model, tseed, asks), results in zip(keys, policy_results, strict=True):
         for j, (q, t) in enumerate(asks):
             add(model, tseed, results[j * len(seeds):(j + 1) * len(seeds)], q, t)
@@ -168,6 +181,11 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     rounds = round_scores(policies["models"], fam.train.models, n_rounds,
                           json.loads((paths.train / "rounds.json").read_text())["rounds"])
     headline = target_key(headline_ask(fam))
+    ppo_steps = None
+    if fam.train.ppo is not None:
+        ppo_runs = json.loads((paths.train / "ppo" / "runs.json").read_text())["runs"]
+        ppo_steps = max(r["env_steps"] for r in ppo_runs)
+    cost = route_costs(policies["models"], summary, round_tables, fam, headline, ppo_steps)
 
     metrics = {
         "ref_min_score": ref_min, "ref_max_score": ref_max, "demonstrator": fam.collect.demonstrator,
@@ -176,6 +194,7 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
         "asked_learned_returns": [{f"t{q:g}": round_metric(t) for q, t in asks} for asks in asks_by_round],
         "learned_return_range": [round_metric(lo), round_metric(hi)],
         "ranking": ranking, "policies": policies, "rounds": rounds, "rounds_headline_ask": headline,
+        "cost": cost,
     }
     out = paths.evaluate
     out.mkdir(parents=True, exist_ok=True)
@@ -197,6 +216,35 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
           f"better-than-demonstrator Spearman {ranking['better_than_demonstrator']['spearman']} "
           f"({time.perf_counter() - t0:.0f}s)")
     return metrics
+
+
+def route_costs(models: dict, summary: dict, round_tables: list[StepTable], fam, headline: str,
+                ppo_steps: int | None) -> list[dict]:
+    """What each route to a policy cost in env steps, beside its true score: the collected data
+    (demonstrations and noise levels, which every route here starts from), plus each improvement
+    round's rollouts (all of them, whichever policy rolled them out) for the supervised route, plus
+    one PPO run's own steps (``ppo_steps``) for the RL route."""
+    groups = summary["groups"]
+    collected = sum(round(g["episodes"] * g["mean_length"]) for name, g in groups.items()
+                    if name == "demos" or name.startswith("noise/"))
+    rows_per_round = [int(t.starts[-1]) for t in round_tables]
+    keep = ("score_iqm", "score_iqm_lo", "score_iqm_hi", "vs_demonstrator")
+
+    def row(route: str, model: str, key: str, extra: int, reads_env_reward: bool = False) -> dict:
+        return {"route": route, "model": model, "ask": None if key == ANY else key, "env_steps": collected + extra,
+                "extra_env_steps": extra, "reads_env_reward": reads_env_reward,
+                **{k: models[model][key][k] for k in keep}}
+
+    rows = [row("demonstrator's clone (BC)", "bc", ANY, 0)]
+    for kind in fam.train.models:
+        for r in range(len(round_tables)):
+            route = "asked, no rounds" if r == 0 else f"asked, {r} round{'s' * (r > 1)}"
+            rows.append(row(route, round_model(kind, r), headline, rows_per_round[r] - rows_per_round[0]))
+    if ppo_steps is not None:
+        rows.append(row("PPO on the learned reward", "ppo", ANY, ppo_steps))
+    if fam.train.oracle is not None:
+        rows.append(row("oracle filter (reads the true reward)", "oracle-filter", ANY, 0, reads_env_reward=True))
+    return rows
 
 
 def _log_mlflow(params: Params, root: Path, metrics: dict, paths, gif: Path | None) -> None:

@@ -14,8 +14,8 @@ from justask.report import num
 
 def reward_tables(metrics: dict[str, Any]) -> list[Table]:
     """The learned reward against the true one on held-out trajectories, the true score of each
-    policy (IQM [95% CI], vs the demonstrator) and, when there are improvement rounds, the score
-    per round."""
+    policy (IQM [95% CI], vs the demonstrator), when there are improvement rounds the score per
+    round, and each route's cost in env steps."""
     r = metrics["ranking"]
     better = r["better_than_demonstrator"]
     corr = Table(title="reward: learned vs true return on held-out trajectories", box=box.SIMPLE_HEAD,
@@ -65,6 +65,19 @@ def reward_tables(metrics: dict[str, Any]) -> list[Table]:
                               "-" if first else f"{num(r['added_learned_return_mean'])} / "
                                                 f"{num(r['added_true_return_mean'])}", *cells)
         tables.append(per_round)
+    if metrics.get("cost"):
+        cost = Table(title="reward: what each route cost in env steps", box=box.SIMPLE_HEAD,
+                     caption="env steps: the collected demonstrations and noise levels every route starts from, "
+                             "plus (extra) the rounds' rollouts or one PPO run's steps; * reads the env's reward")
+        for col in ("policy", "env steps", "extra", "score IQM [95% CI]", "x demo"):
+            cost.add_column(col, justify="left" if col == "policy" else "right")
+        for c in metrics["cost"]:
+            ratio = c.get("vs_demonstrator")
+            name = c["model"] + ("" if c["ask"] is None else f" asked {c['ask'][1:]}")
+            score = f"[bold]{num(c['score_iqm'])}[/] [dim]\\[{num(c['score_iqm_lo'])}, {num(c['score_iqm_hi'])}][/]"
+            cost.add_row(name + (" *" if c["reads_env_reward"] else ""), f"{c['env_steps']:,}",
+                         f"{c['extra_env_steps']:,}", score, "" if ratio is None else f"{ratio:.2f}")
+        tables.append(cost)
     return tables
 
 

@@ -17,6 +17,8 @@ oracle-filter reference (step 5), never by the ranking, the policies or the roun
    episodes (relabeled with the learned reward) and refits (``round<r>/``; ``rounds.json``).
 5. **Oracle filter** (``train.oracle``): %BC on the noise data's top episodes by *true* return
    (``oracle/pct_bc/seed<k>/``), a bound on what the data allow without extrapolation.
+6. **PPO on the learned reward** (``train.ppo``, :mod:`.ppo`): D-REX's own route, per seed
+   (``ppo/seed<k>/``), fanned out over ``scale.workers``; its env steps are the RL route's cost.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ import numpy as np
 from justask.config import Params
 from justask.device import pick_device
 from justask.errors import StageFailed
+from justask.executors import run_all
 from justask.io import write_json, write_text
 from justask.paths import family_paths
 from justask.policies import fit_policy
-from justask.seeding import seed_everything
+from justask.seeding import seed_everything, stream_seeds
 from justask.steps import StepTable, data_spec
 from justask.tracking import setup_mlflow
 from justask.training.checkpoints import file_sha256, save_checkpoint
@@ -44,8 +47,10 @@ from justask.training.runs import curves_csv, log_curve
 from justask.training.tune import tune
 
 from .pairs import RankingTable, SnippetPairs, load_pairs, member_shard
+from .ppo import PPOJob, run_ppo_job
 from .ranking import LearnedReward, learned_table, pair_accuracy, ranking_candidate, ranking_dir, ranking_spec
 from .rounds import improve, learned_meta
+from .streams import ppo_stream
 
 
 def train(params: Params, root: Path = Path(".")) -> None:
@@ -99,8 +104,35 @@ def train(params: Params, root: Path = Path(".")) -> None:
                              device=device, profile=params.profile, register_as=None)
         curves += rows
         print(f"train (reward): oracle filter done ({time.perf_counter() - t0:.0f}s)")
+    # 6. The RL reference: PPO on the learned reward (the env's reward never reaches it).
+    if cfg.ppo is not None:
+        ppo_reference(mlflow, params, paths)
+        print(f"train (reward): PPO on the learned reward done ({time.perf_counter() - t0:.0f}s)")
     write_text(paths.base / "curves.csv", curves_csv(curves))
     shutil.rmtree(paths.checkpoints, ignore_errors=True)  # every fit finished: nothing to resume
+
+
+def ppo_reference(mlflow, params: Params, paths) -> list[dict]:
+    """One PPO run per training seed (``train/ppo/seed<k>/``), each an MLflow run with its curve;
+    ``ppo/runs.json`` lists what each cost and reached."""
+    cfg = params.family("reward").train.ppo
+    fam = params.family("reward")
+    jobs = [PPOJob(paths.root.absolute(), (paths.train / "ppo" / f"seed{s}").absolute(), fam.env, cfg.hp,
+                   cfg.timesteps, params.seed + s, tuple(stream_seeds(params.seed, ppo_stream(s), cfg.n_envs)))
+            for s in fam.train.seeds]
+    runs = run_all(run_ppo_job, jobs, params.scale.workers, params.scale)
+    for s, run in zip(fam.train.seeds, runs, strict=True):
+        with mlflow.start_run(run_name=f"reward-ppo-seed{s}"):
+            mlflow.set_tags({"family": "reward", "model": "ppo", "reads_env_reward": "no", "profile": params.profile})
+            mlflow.log_params({**cfg.hp, "timesteps": cfg.timesteps, "n_envs": cfg.n_envs, "seed": s})
+            for row in run["curve"]:
+                mlflow.log_metrics({"learned_return_mean": row["learned_return_mean"],
+                                    "true_return_mean": row["true_return_mean"]}, step=row["env_steps"])
+            mlflow.log_metric("env_steps", run["env_steps"])
+    summary = [{"seed": s, **{k: v for k, v in run.items() if k not in ("curve", "seconds")}}
+               for s, run in zip(fam.train.seeds, runs, strict=True)]
+    write_json(paths.train / "ppo" / "runs.json", {"timesteps": cfg.timesteps, "runs": summary})
+    return summary
 
 
 def fit_ranking(params: Params, root: Path, device, mlflow) -> tuple[LearnedReward, list[dict]]:
