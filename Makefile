@@ -3,7 +3,8 @@
 #   make venv   create .venv (python3.11) from requirements.lock + the package (editable)
 #   make data   restore data/ (frozen inputs tracked by data.dvc) from the committed remote
 #   make run    run the pipeline of the active profile (params.yaml), print stage times and results
-#               `make run PROFILE=test` switches params.yaml to profiles/test.yaml first
+#               `make run PROFILE=test` switches params.yaml to profiles/test.yaml first;
+#               `make run FAMILIES="return reward"` runs only those families' stages
 #   make test   pytest          make lint   ruff + actionlint          make clean   caches
 #
 # Where data/ comes from on a fresh clone (no network, empty DVC cache):
@@ -25,7 +26,10 @@ STAMP := $(VENV)/.installed
 # (`justask families --names` lists them).
 STAGES := collect validate relabel train evaluate
 PROFILE ?=
+FAMILIES ?=
 PYTEST_ARGS ?=
+# Wall seconds of each stage the last time `make run` ran it on this machine (DVC's tmp, not tracked).
+RUN_TIMES := .dvc/tmp/run-times.tsv
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export GX_ANALYTICS_ENABLED ?= false
@@ -36,7 +40,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 .PHONY: help venv run run-locked test lint clean
 
 help:
-	@sed -n '3,8p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
+	@sed -n '3,9p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
 
 venv: $(STAMP)
 
@@ -63,21 +67,39 @@ run: venv data
 run-locked:
 	@if [ -n "$(PROFILE)" ]; then justask profile "$(PROFILE)"; fi
 	@echo "profile: $$(sed -n 's/^profile:[[:space:]]*//p' params.yaml)"
-	@summary=""; families=$$(justask families --names); \
+	@configured=" $$(justask families --names | tr '\n' ' ')"; families="$(or $(FAMILIES),$$configured)"; \
+	for fam in $$families; do \
+	  case "$$configured " in *" $$fam "*) ;; \
+	    *) echo "make run: FAMILIES names '$$fam', which params.yaml does not configure (it configures:$$configured)" >&2; exit 2;; \
+	  esac; \
+	done; \
+	mkdir -p $(dir $(RUN_TIMES)); touch $(RUN_TIMES); \
+	stale=" $$(dvc status --json | python -c 'import json, sys; print(" ".join(json.load(sys.stdin)))') "; \
+	echo "stages of $$(echo $$families) (wall seconds the last time each ran here, from $(RUN_TIMES)):"; \
+	for fam in $$families; do todo="up to date"; for stage in $(STAGES); do \
+	  last=$$(awk -F'\t' -v k="$$stage@$$fam" '$$1 == k { t = $$2 } END { print (t == "" ? "never run here" : t " s last time") }' $(RUN_TIMES)); \
+	  case "$$stale" in *" $$stage@$$fam "*) todo="runs";; *) [ "$$todo" = "up to date" ] || todo="runs if its inputs change";; esac; \
+	  printf '  %-22s %-26s %s\n' "$$stage@$$fam" "$$todo" "$$last"; \
+	done; done; \
+	summary=""; \
 	for fam in $$families; do \
 	  for stage in $(STAGES); do \
 	    echo "==> dvc repro --single-item $$stage@$$fam"; \
+	    runs=$$(dvc status --json "$$stage@$$fam" | python -c 'import json, sys; print(int(bool(json.load(sys.stdin))))'); \
 	    t0=$$EPOCHREALTIME; \
 	    dvc repro --single-item "$$stage@$$fam"; \
 	    secs=$$(LC_ALL=C awk -v a="$$t0" -v b="$$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'); \
 	    echo "<== $$stage@$$fam: $${secs} s"; \
+	    if [ "$$runs" = 1 ]; then printf '%s\t%s\n' "$$stage@$$fam" "$$secs" >> $(RUN_TIMES); fi; \
 	    summary+=$$(printf '\n  %-22s %9s s' "$$stage@$$fam" "$$secs"); \
 	  done; \
 	done; \
-	echo "==> dvc repro (whole DAG: a no-op unless dvc.yaml has stages not listed in STAGES)"; \
-	dvc repro; \
+	if [ -z "$(FAMILIES)" ]; then \
+	  echo "==> dvc repro (whole DAG: a no-op unless dvc.yaml has stages not listed in STAGES)"; \
+	  dvc repro; \
+	fi; \
 	echo "wall time per stage (skipped stages take about a second):$$summary"
-	@for fam in $$(justask families --names); do justask results "$$fam"; done
+	@for fam in $(or $(FAMILIES),$$(justask families --names)); do justask results "$$fam"; done
 
 test: venv data
 	pytest $(PYTEST_ARGS)

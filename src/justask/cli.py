@@ -1,5 +1,5 @@
-"""The ``justask`` command: run a stage, list the families, switch profiles, show results, ask a
-trained model, measure speed. Every family-wide command iterates the family registry."""
+"""The ``justask`` command: run a stage, list the families, switch profiles, show results (a table or one
+HTML page), ask a trained model, measure speed. Every family-wide command iterates the family registry."""
 
 from __future__ import annotations
 
@@ -46,15 +46,28 @@ def stage(
 ) -> None:
     """Run one pipeline stage of one family (what `dvc repro` and the Prefect flow call)."""
     from justask.families import run_stage
+    from justask.lock import PipelineBusy, stage_lock
+    from justask.preflight import ServiceUnreachable, preflight
 
     _family_or_exit(family)
     cfg = load_params_or_fail(params)
     # SIGTERM (Prefect cancelling, `kill`) unwinds like Ctrl-C, so half-written temporaries are removed.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        run_stage(name.value, family, cfg, Path("."))
+        with stage_lock(Path("."), family):
+            preflight(name.value, family, cfg)
+            run_stage(name.value, family, cfg, Path("."))
+    except (PipelineBusy, ServiceUnreachable) as e:  # transient: exit 1, which the flow retries
+        fail(f"{name.value} not started", e, 1)
     except USER_ERRORS as e:  # bad params, a failed data check, damaged or foreign input: a message, exit 2
         fail(f"{name.value} failed", e)
+    except FileNotFoundError as e:  # an input no check named: deterministic too, a rerun would fail the same way
+        fail(f"{name.value} failed", f"{e.filename}: missing ({e.strerror}). It is an input of {name.value}@{family}: "
+             f"`dvc repro {name.value}@{family}` reruns the stages that write it first (or `dvc checkout` restores "
+             "it, `make data` the frozen inputs under data/).")
+    except ModuleNotFoundError as e:
+        fail(f"{name.value} failed", f"the Python module {e.name!r} is not installed in this environment "
+             f"({sys.executable}); `make venv` installs the pinned dependencies, or install it yourself.")
 
 
 def _exit_on_signal(signum: int, frame) -> NoReturn:
@@ -138,6 +151,21 @@ def results(family: str = typer.Argument(..., help=f"experiment family ({', '.jo
         err_console.print(f"no {path} yet: run `dvc repro evaluate@{family}` first")
         raise typer.Exit(1)
     fam.print_results(json.loads(path.read_text()), console)
+
+
+@app.command()
+def report(
+    out: Path = typer.Option(Path("artifacts/report.html"), help="where to write the page"),
+    params: Path = typer.Option(Path("params.yaml"), help="parameters file (which families, which profile)"),
+) -> None:
+    """Write one static HTML page of every family's results (tables, plots, GIFs, images embedded)
+    from the last run's metrics/ and artifacts/; it opens from disk, no server needed."""
+    from justask.io import write_text
+    from justask.webpage import build_page
+
+    cfg = load_params_or_fail(params)
+    write_text(out, build_page(Path("."), list(cfg.families), cfg.profile))
+    console.print(f"written: {out} ({out.stat().st_size // 1024} KB, images embedded; open it in a browser)")
 
 
 @app.command()

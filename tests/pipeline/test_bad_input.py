@@ -135,6 +135,17 @@ def test_cli_rejects_inconsistent_params_before_any_work(tmp_path):
     assert not (tmp_path / "artifacts").exists()
 
 
+def test_cli_names_a_missing_input_no_stage_check_covers(tmp_path):
+    """A stage whose input an earlier stage writes is missing (here evaluate before relabel): the
+    file, the DVC target that rebuilds it, exit status 2 (a rerun fails the same way), no traceback."""
+    write_params(tmp_path, params_dict())
+    proc = cli(["stage", "evaluate", "return"], tmp_path)
+    assert proc.returncode == DETERMINISTIC_EXIT
+    err = flat(proc.stderr)
+    assert "evaluate failed" in err and "artifacts/return/relabel/conditions.json: missing" in err
+    assert "dvc repro evaluate@return" in err
+
+
 def test_cli_rejects_wrong_type_and_unknown_key(tmp_path):
     raw = params_dict()
     raw["families"]["return"]["evaluate"]["episodes"] = "ten"

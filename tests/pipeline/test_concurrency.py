@@ -49,6 +49,34 @@ def test_a_second_pipeline_run_stops_at_once_with_a_message(tmp_path):
         assert (tmp_path / pipeline.LOCK).read_text().startswith(f"pid {os.getpid()}:")
 
 
+HOLD_STAGE = ("import sys, time; from pathlib import Path; from justask.lock import stage_lock; "
+              "lock = stage_lock(Path(sys.argv[1]), sys.argv[2]); lock.__enter__(); print('locked', flush=True); "
+              "time.sleep(600)")
+
+
+def test_a_second_stage_process_of_a_family_stops_at_once_and_writes_nothing(tmp_path):
+    """Two `justask stage` on one family's outputs (by hand, outside the pipeline lock): the second
+    stops with a message naming the first, exit 1 (transient: it clears), before touching anything;
+    another family's stage is not held up."""
+    (tmp_path / "params.yaml").write_text((ROOT / "profiles" / "test.yaml").read_text())
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_STAGE, str(tmp_path), "return"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+        second = run([str(BIN / "justask"), "stage", "train", "return"], tmp_path, check=False)
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert f"another stage process of return (pid {holder.pid}" in second.stderr
+        assert "stage-return.lock" in second.stderr and "Traceback" not in second.stderr
+        assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+        # another family's stage takes its own lock (and fails here only for want of inputs)
+        other = run([str(BIN / "justask"), "stage", "evaluate", "reward"], tmp_path, check=False)
+        assert "another stage process" not in other.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def _mlflow_client(db: Path):
     from mlflow import MlflowClient
 

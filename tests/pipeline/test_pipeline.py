@@ -3,6 +3,7 @@ the whole DAG through `dvc repro`, then again from scratch through the Prefect f
 output the same bytes both times."""
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from helpers import BIN, ROOT, family_checks, load_pipeline, run
 from justask.config import load_params
 from justask.families import families as registered
 from justask.settings import STAGES
+from justask.webpage import TABLE_WIDTH
 
 
 def dvc(repo: Path, *args: str, check: bool = True):
@@ -40,6 +42,7 @@ def test_dvc_repro_end_to_end(prefect_api, repo_copy: Path):
         # Validate's tracked output holds the verdicts only; its Data Docs are a report beside it.
         assert (repo_copy / "artifacts" / family / "validate-docs" / "index.html").exists()
         assert not (repo_copy / "artifacts" / family / "validate" / "docs").exists()
+    check_report(repo_copy, families)
 
     # Nothing changed: nothing runs.
     again = dvc(repo_copy, "repro").stdout
@@ -75,6 +78,50 @@ def test_dvc_repro_end_to_end(prefect_api, repo_copy: Path):
     assert not changed, f"outputs that differ when rerun from scratch: {changed}"
     status = dvc(repo_copy, "status", "--json")
     assert json.loads(status.stdout) == {}, status.stdout
+
+
+def check_report(repo: Path, families: list[str]) -> None:
+    """`justask report`: one self-contained page with every family's tables and every plot and GIF
+    its evaluate stage left, each embedded byte for byte."""
+    import base64
+    from html.parser import HTMLParser
+
+    class Page(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.sections, self.tables, self.images, self.text = [], 0, {}, {}
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "section":
+                self.sections.append(a["id"])
+            elif tag == "pre" and a.get("class") == "tables":
+                self.tables += 1
+            elif tag == "img":
+                self.images[a["alt"]] = a["src"]
+
+        def handle_data(self, data):
+            if self.sections:
+                self.text.setdefault(self.sections[-1], []).append(data)
+
+    run([str(BIN / "justask"), "report"], repo)
+    html = (repo / "artifacts" / "report.html").read_text()
+    page = Page()
+    page.feed(html)
+    assert page.sections == families and page.tables == len(families)
+    words = lambda text: " ".join(text.split())  # noqa: E731
+    for family in families:
+        # the family's section holds what `justask results FAMILY` prints at the page's width
+        printed = run([str(BIN / "justask"), "results", family], repo,
+                      env={**os.environ, "COLUMNS": str(TABLE_WIDTH)}).stdout
+        assert printed.strip() and words(printed) in words(" ".join(page.text[family])), family
+        shown = sorted((repo / "artifacts" / family / "evaluate").rglob("*.png")) + \
+            sorted((repo / "artifacts" / family / "evaluate").rglob("*.gif"))
+        assert shown, family
+        for path in shown:
+            src = page.images[str(path.relative_to(repo))]
+            assert base64.b64decode(src.split(",", 1)[1]) == path.read_bytes()
+    assert all(src.startswith("data:image/") for src in page.images.values())  # nothing to fetch
 
 
 def test_collect_episode_order_does_not_depend_on_worker_count():

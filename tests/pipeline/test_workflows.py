@@ -152,3 +152,18 @@ def test_fresh_clone_restores_data_offline(make_repo_copy):
     status = run([str(BIN / "dvc"), "status", "--json", "data.dvc"], clone)
     assert json.loads(status.stdout) == {}
 
+
+
+def test_make_run_families_runs_only_those_and_refuses_unconfigured_ones(tmp_path):
+    """`make run FAMILIES="..."`: only the named families' stages (no whole-DAG `dvc repro`, which
+    would run the others), each checked against the families params.yaml configures."""
+    dry = run(["make", "-n", "run-locked", "FAMILIES=reward"], ROOT).stdout
+    assert 'families="reward"' in dry and "justask results" in dry
+    whole = run(["make", "-n", "run-locked"], ROOT).stdout
+    assert 'if [ -z "" ]' in whole and 'if [ -z "reward" ]' in dry  # the whole-DAG repro only without FAMILIES
+
+    (tmp_path / "params.yaml").write_text((ROOT / "profiles" / "test.yaml").read_text())
+    bad = run(["make", "-f", str(ROOT / "Makefile"), "run-locked", "FAMILIES=return chess"], tmp_path, check=False)
+    assert bad.returncode != 0 and "dvc repro" not in bad.stdout
+    assert "FAMILIES names 'chess', which params.yaml does not configure" in bad.stderr
+    assert "return" in bad.stderr.split("configures:")[1]

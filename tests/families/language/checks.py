@@ -16,6 +16,7 @@ def check_outputs(repo: Path) -> None:
         assert {"seen", "colour_object", "cross_level", "paraphrase", "mission"} <= set(cells)
         for cell in cells.values():
             assert 0 <= cell["ci"][0] <= cell["success"] <= cell["ci"][1] <= 1
+            assert abs(sum(cell["contact"].values()) - 1) < 1e-3
     # per level: composition is judged against seen asks of the same level; cross-level asks live
     # only where the level's rooms hold the pair (the test profile's doors: OpenDoorColor)
     for levels in metrics["by_level"].values():
@@ -28,6 +29,7 @@ def check_outputs(repo: Path) -> None:
     assert list((repo / "artifacts" / "language" / "evaluate" / "gifs").glob("seen-*.gif"))
     shown = run([str(BIN / "justask"), "results", "language"], repo).stdout
     assert "seen" in shown and "relabeled-minilm" in shown and "held out vs seen in the same level" in shown
+    assert "the first object engaged" in shown
 
     # Ask in words: a grammar sentence is judged by the verifier; free wording needs --means;
     # the word encoder refuses words it never saw, naming the encoder that can read them.

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from minigrid.core.actions import Actions
+from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT
 
 from justask.models.common import MIN_ROWS
 from justask.rollout import run_episodes
@@ -15,6 +17,39 @@ from .grammar import parse
 from .policy import instruction_features
 
 GROUPS = ("seen", "colour_object", "cross_level", "verb_object", "paraphrase", "mission")
+# Which object an episode engaged first, against the one its first clause names (see first_contact).
+CONTACTS = ("target", "same_colour", "same_type", "other", "none")
+_OBJECTS = {"door", "key", "ball", "box"}
+_PICKABLE = {"key", "ball", "box"}
+
+
+def first_contact(images: np.ndarray, actions: np.ndarray, verb: str) -> tuple[str, str] | None:
+    """The first (colour, type) the agent engaged, read off its own views ``images`` (T+1, 7, 7, 3):
+    for go to, the first object it faced after a step; for pick up and put next to, the first it
+    picked up (a pickup whose front cell empties); for open, the first door it toggled. None if none.
+
+    In minigrid's egocentric view the agent sits at (3, 6) looking up, so (3, 5) is the cell in front.
+    """
+    front = images[:, 3, 5]
+    for t, action in enumerate(actions):
+        kind, colour = IDX_TO_OBJECT[int(front[t, 0])], IDX_TO_COLOR.get(int(front[t, 1]), "")
+        after = IDX_TO_OBJECT[int(front[t + 1, 0])]
+        if verb == "goto" and after in _OBJECTS:
+            return IDX_TO_COLOR[int(front[t + 1, 1])], after
+        if verb in ("pickup", "putnext") and action == Actions.pickup and kind in _PICKABLE and after == "empty":
+            return colour, kind
+        if verb == "open" and action == Actions.toggle and kind == "door":
+            return colour, kind
+    return None
+
+
+def contact_kind(contact: tuple[str, str] | None, target: tuple[str, str]) -> str:
+    """Where ``contact`` stands against ``target`` (colour, type): one of :data:`CONTACTS`."""
+    if contact is None:
+        return "none"
+    if contact == tuple(target):
+        return "target"
+    return "same_colour" if contact[0] == target[0] else "same_type" if contact[1] == target[1] else "other"
 
 
 class AskPolicy:
@@ -90,8 +125,9 @@ def rollout_asks(model, vocab, asks: list[dict], device: torch.device,
                  num_envs: int = 32, frames: bool = False) -> list[dict]:
     """Run one episode per ask (``level``, ``env_seed``, ``instruction`` the verifier checks,
     ``text`` the policy is told) with ``model``, the asks of each level across ``num_envs`` envs;
-    returns ``success`` and ``length`` per ask, in order, and with ``frames=True`` the rendered
-    ``frames`` of each episode too."""
+    returns ``success``, ``length`` and ``contact`` (:func:`contact_kind` of the first object the
+    episode engaged against the one the ask's first clause names) per ask, in order, and with
+    ``frames=True`` the rendered ``frames`` of each episode too."""
     results: list[dict] = [{}] * len(asks)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small forward passes: threads only add overhead
@@ -102,11 +138,14 @@ def rollout_asks(model, vocab, asks: list[dict], device: torch.device,
             envs = make_grid_vector_env(min(num_envs, len(group)), level, render_mode="rgb_array" if frames else None)
             try:
                 episodes = run_episodes(envs, [a["env_seed"] for a in group],
-                                        AskPolicy(model, vocab, group, envs, device), record=False, frames=int(frames))
+                                        AskPolicy(model, vocab, group, envs, device), frames=int(frames))
             finally:
                 envs.close()
             for i, e in zip(index, episodes, strict=True):
-                results[i] = {"success": bool(e.terminations[-1] and e.rewards[-1] > 0), "length": len(e)}
+                first = parse(asks[i]["instruction"]).parts[0]
+                contact = first_contact(e.observations["image"], e.actions, first.verb)
+                results[i] = {"success": bool(e.terminations[-1] and e.rewards[-1] > 0), "length": len(e),
+                              "contact": contact_kind(contact, first.obj)}
                 if frames:
                     results[i]["frames"] = e.frames
     finally:

@@ -7,8 +7,8 @@ when the verifier says the instruction was carried out. The asks of a model and 
 level through the rollout engine, one batched forward pass per step across the live envs.
 
 Writes ``metrics/language.json`` (success rate and episode length per model and group, mean over
-seeds x asks with a stratified-bootstrap CI), ``metrics/language.csv`` (success per colour x
-object, held-out cells marked), per-episode results, and logs to MLflow.
+seeds x asks with a stratified-bootstrap CI, and which object each ask engaged first),
+``metrics/language.csv`` (success per colour x object, held-out cells marked), per-episode results, and logs to MLflow.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from justask.render import figure_to
 from justask.seeding import seed_everything
 from justask.tracking import setup_mlflow
 
-from .asking import GROUPS, rollout_asks
+from .asking import CONTACTS, GROUPS, rollout_asks
 from .grammar import parse
 from .policy import load_policy
 
@@ -114,7 +114,9 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
 
 def group_cells(episodes: pd.DataFrame, reps: int, seed: int) -> dict[str, dict]:
     """Per condition group of ``episodes`` (one model's): success mean over seeds x asks with a 95%
-    stratified-bootstrap CI, mean length, ask count and the share of asks with unknown words."""
+    stratified-bootstrap CI, mean length, ask count, the share of asks with unknown words, and
+    ``contact``: the share of asks whose first engaged object was the target, shared only its colour
+    or only its type, neither, or none (where the policy goes when it fails)."""
     cells = {}
     for group in GROUPS:
         sub = episodes[episodes.group == group]
@@ -124,7 +126,8 @@ def group_cells(episodes: pd.DataFrame, reps: int, seed: int) -> dict[str, dict]
         mean, lo, hi = iqm_with_ci(matrix, reps, seed, statistic="mean")
         cells[group] = {"success": round(mean, 4), "ci": [round(lo, 4), round(hi, 4)],
                         "length": round(float(sub.length.mean()), 2), "asks": int(len(sub)),
-                        "unknown_word_rate": round(float((sub.unknown_words > 0).mean()), 4)}
+                        "unknown_word_rate": round(float((sub.unknown_words > 0).mean()), 4),
+                        "contact": {k: round(float((sub.contact == k).mean()), 4) for k in CONTACTS}}
     return cells
 
 

@@ -66,7 +66,34 @@ def level_table(metrics: dict[str, Any]) -> Table | None:
     return table
 
 
+CONTACT_HEADERS = {"target": "target", "same_colour": "its colour only", "same_type": "its type only",
+                   "other": "neither", "none": "nothing"}
+
+
+def contact_table(metrics: dict[str, Any]) -> Table | None:
+    """Seen against held-out colour x object asks: which object each ask engaged first, against the
+    one its first clause names (None for metrics written before it). A policy that binds words only
+    loosely engages the same-colour or same-type distractor; one that treats the pair as unknown
+    engages nothing."""
+    rows = [(name, group, cells[group]["contact"]) for name, cells in metrics["models"].items()
+            for group in ("seen", "colour_object") if "contact" in cells.get(group, {})]
+    if not rows:
+        return None
+    table = Table(title="language: the first object engaged, % of asks", box=box.SIMPLE_HEAD,
+                  caption="held-out: colour x object asks; go to: first object faced; pick up / put next to: first "
+                          "picked up; open: first door toggled")
+    table.add_column("model", no_wrap=True)
+    table.add_column("asks")
+    for header in CONTACT_HEADERS.values():
+        table.add_column(header, justify="right")
+    for name, group, contact in rows:
+        asks = "seen" if group == "seen" else "held-out"
+        table.add_row(name, asks, *(f"{100 * contact[k]:.0f}" for k in CONTACT_HEADERS))
+    return table
+
+
 def print_results(metrics: dict[str, Any], console: Console) -> None:
     console.print(language_table(metrics, console.width))
-    if (levels := level_table(metrics)) is not None:
-        console.print(levels)
+    for table in (level_table(metrics), contact_table(metrics)):
+        if table is not None:
+            console.print(table)
