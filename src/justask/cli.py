@@ -145,8 +145,10 @@ def profile(name: str = typer.Argument(..., help="profile in profiles/, e.g. tes
 @app.command()
 def results(family: str = typer.Argument(..., help=f"experiment family ({', '.join(families())})")) -> None:
     """Print the results tables of the family's last evaluation (metrics/FAMILY.json)."""
+    from justask.paths import family_paths
+
     fam = _family_or_exit(family)
-    path = Path("metrics") / f"{family}.json"
+    path = family_paths(family, Path(".")).metrics
     if not path.exists():
         err_console.print(f"no {path} yet: run `dvc repro evaluate@{family}` first")
         raise typer.Exit(1)

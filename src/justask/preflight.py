@@ -16,9 +16,10 @@ from urllib.parse import urlsplit
 from justask.config import Params
 from justask.errors import StageFailed
 
-TRACKED = ("train", "evaluate")  # stages that log to MLflow
+TRACKED = ("train", "evaluate")  # stages that log to MLflow and run models on the device
 DRIVERS = {"postgresql": "psycopg2", "mysql": "MySQLdb"}  # SQLAlchemy's default DBAPI per dialect
 PIP_NAMES = {"psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient"}
+DEFAULT_PORTS = {"https": 443, "http": 80, "postgresql": 5432, "mysql": 3306, "tcp": 8786}
 
 
 class ServiceUnreachable(RuntimeError):
@@ -29,7 +30,7 @@ def preflight(stage: str, family: str, params: Params, timeout: float = 5.0) -> 
     """Raise :class:`StageFailed` or :class:`ServiceUnreachable` if ``stage`` of ``family`` would
     fail for want of something outside the checkout."""
     train = getattr(params.family(family), "train", None)
-    if stage in ("train", "evaluate") and train is not None and getattr(train, "device", None) == "cuda":
+    if stage in TRACKED and train is not None and getattr(train, "device", None) == "cuda":
         import torch
 
         if not torch.cuda.is_available():
@@ -66,9 +67,6 @@ def _driver(url: str, family: str) -> None:
             f"params.yaml: families.{family}.train.tune.storage is a {dialect} URL, whose database driver "
             f"{module!r} is not installed in this environment. Install it (`.venv/bin/pip install "
             f"{PIP_NAMES.get(module, module)}`), or set the storage to journal to tune on this machine.") from None
-
-
-DEFAULT_PORTS = {"https": 443, "http": 80, "postgresql": 5432, "mysql": 3306, "tcp": 8786}
 
 
 def _port(url: str) -> int:

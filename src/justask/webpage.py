@@ -18,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 
 from justask.families import get_family
+from justask.paths import family_paths
 
 IMAGES = {".png": "image/png", ".gif": "image/gif", ".svg": "image/svg+xml"}
 TABLE_WIDTH = 160  # columns of the recording console: wide enough that no table wraps a cell
@@ -60,14 +61,15 @@ def build_page(root: Path, names: list[str], profile: str) -> str:
     ``metrics/<name>.json`` and ``artifacts/<name>/evaluate/``."""
     sections = []
     for name in names:
-        path = root / "metrics" / f"{name}.json"
+        paths = family_paths(name, root)
+        path = paths.metrics
         body = [f'<section id="{name}"><h2>{html.escape(name)}</h2>']
         if not path.exists():
             body.append(f'<p class="missing">no {path.relative_to(root)} yet: run <code>dvc repro '
                         f"evaluate@{name}</code> first.</p>")
         else:
             body.append(family_tables_html(name, json.loads(path.read_text())))
-            shown = figures(root / "artifacts" / name / "evaluate")
+            shown = figures(paths.evaluate)
             body.append('<div class="figures">' + "".join(_figure_html(p, root) for p in shown) + "</div>")
         sections.append("\n".join(body) + "</section>")
     nav = " ".join(f'<a href="#{n}">{html.escape(n)}</a>' for n in names)
