@@ -14,15 +14,21 @@ and does not approach it. Two routes could let a policy learn "red ball" as a wh
   reaches them only through the cell's attention read-out. With the colour there, the
   convolutions can learn (red, ball) as a conjunction that, in training, is never a target.
 
-Each variant (and ``base``, the default) fits on the default profile's relabeled table
-(``dvc repro relabel@language`` first) with the default's settings, training seed 0, for
-``--steps``; then asks on **development** env seeds (the asks ``relabel`` would draw for
-``params.seed = 1000``, minus every collect and evaluation seed of the default run, checked),
+A third route keeps the GRU but not what it reads (``roles``, :class:`RoleTokens`): it runs over
+the sentence with each colour word replaced by one ``<colour>`` and each object word by one
+``<object>``, so a word's vector says where it stands (a put-next's object or destination, which
+clause) without what stands beside it. ``split`` separates the two jobs: the cells attend over
+position tokens (which object), FiLM reads a GRU over the roles alone (what to do with it).
+
+Each variant (and ``base``, the recorded ``reader: tokens``) fits on the default profile's
+relabeled table (``dvc repro relabel@language`` first) with the default's settings, training seed
+``--seed``, for ``--steps``; then asks on **development** env seeds (the asks ``relabel`` would
+draw for ``params.seed = 1000``, minus every collect and evaluation seed of the default run, checked),
 in GoToLocal and PutNextLocal: trained instructions (``seen``) and the held-out colour x object
 pairs. Prints one JSON line per variant: best validation loss, success and the contact shares of
 :func:`justask.families.language.asking.first_contact`.
 
-    .venv/bin/python benchmarks/language_composition.py [variant ...] [--steps N] [--asks N] \
+    .venv/bin/python benchmarks/language_composition.py [variant ...] [--steps N] [--seed S] [--asks N] \
         >> benchmarks/results/language_composition.jsonl
 """
 
@@ -37,16 +43,18 @@ import time
 from collections import Counter
 from functools import partial
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
 from torch import nn
 
 from justask.config import load_params
+from justask.families.language import asking
 from justask.families.language.asking import CONTACTS, rollout_asks
 from justask.families.language.encoders import WordTokens
 from justask.families.language.env import collect_env_seeds
-from justask.families.language.grammar import Vocabulary, load_paraphrases
+from justask.families.language.grammar import COLOURS, DOOR, OBJECTS, Vocabulary, load_paraphrases
 from justask.families.language.policy import GridSpec, InstructionPolicy, build_policy, instruction_features
 from justask.families.language.relabel import evaluation_asks
 from justask.families.language.table import InstructionSteps, InstructionTable
@@ -72,6 +80,36 @@ class PositionTokens(WordTokens):
         return self.embed(tokens) + self.position.weight[: tokens.shape[1]], tokens != Vocabulary.PAD
 
 
+def role_ids(tokens: np.ndarray, vocab: Vocabulary) -> np.ndarray:
+    """``tokens`` with every colour word replaced by the id ``len(vocab)``, every object word by
+    ``len(vocab) + 1``: the sentence's shape without what it names."""
+    colour = [i for i, w in enumerate(vocab.words) if w in COLOURS]
+    kind = [i for i, w in enumerate(vocab.words) if w in (*OBJECTS, DOOR)]
+    roles = np.where(np.isin(tokens, colour), len(vocab), tokens)
+    return np.where(np.isin(tokens, kind), len(vocab) + 1, roles)
+
+
+def with_roles(encoder: str, texts: list[str], vocab: Vocabulary, reader: str = "tokens") -> dict[str, np.ndarray]:
+    """The family's instruction features plus their roles, for the asks of the roles variant."""
+    features = instruction_features(encoder, texts, vocab, reader)
+    return features | {"roles": role_ids(features["tokens"], vocab)}
+
+
+class RoleTokens(WordTokens):
+    """A word's embedding plus a GRU's state at that word over the sentence's roles (:func:`role_ids`):
+    "ball" is the same vector after "red" as after "blue"; its place in the sentence still shows."""
+
+    input_keys = ("tokens", "roles")
+
+    def __init__(self, vocab_size: int, dim: int):
+        super().__init__(vocab_size, dim)
+        self.role = nn.Embedding(vocab_size + 2, dim, padding_idx=Vocabulary.PAD)
+
+    def encode(self, tokens: torch.Tensor, roles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = tokens.long()
+        return self.embed(tokens) + self.gru(self.role(roles.long()))[0], tokens != Vocabulary.PAD
+
+
 class UncolouredPolicy(InstructionPolicy):
     """The convolutions see a cell's object and state embeddings; its colour only through attention."""
 
@@ -83,8 +121,30 @@ class UncolouredPolicy(InstructionPolicy):
         return self.frame(x.flatten(1))
 
 
+class SplitPolicy(InstructionPolicy):
+    """Two pathways: *which* object through the cells' attention over partner-free word vectors
+    (:class:`PositionTokens`), *what to do* through FiLM from a GRU over the sentence's roles
+    (:func:`role_ids`), which never sees a colour or an object word."""
+
+    def __init__(self, spec: GridSpec, **kw):
+        super().__init__(spec, **kw)
+        hidden = self.direction.embedding_dim
+        self.instruction = PositionTokens(spec.vocab_size, hidden)
+        self.role = nn.Embedding(spec.vocab_size + 2, hidden, padding_idx=Vocabulary.PAD)
+        self.role_gru = nn.GRU(hidden, hidden, batch_first=True)
+
+    def condition(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        tokens, mask = self.instruction(batch)
+        states, _ = self.role_gru(self.role(batch["roles"].long()))
+        last = (mask * torch.arange(mask.shape[1], device=mask.device)).amax(1)
+        return states[torch.arange(len(states), device=states.device), last], tokens, mask
+
+
 def build(variant: str, hp: dict, spec: GridSpec) -> InstructionPolicy:
-    torch_model = build_policy(hp, spec)
+    torch_model = build_policy(hp, spec)  # first for every variant: the same random draws as recorded
+    if variant == "split":
+        return SplitPolicy(spec, hidden=hp["hidden"], context=hp["context"], dropout=hp["dropout"],
+                           channels=hp["channels"])
     if "uncoloured" in variant:
         state = torch_model.state_dict()
         torch_model = UncolouredPolicy(spec, hidden=hp["hidden"], context=hp["context"], dropout=hp["dropout"],
@@ -92,6 +152,8 @@ def build(variant: str, hp: dict, spec: GridSpec) -> InstructionPolicy:
         torch_model.load_state_dict(state)  # same parameters, so the same initialisation as base
     if "position" in variant:
         torch_model.instruction = PositionTokens(spec.vocab_size, hp["hidden"])
+    if "roles" in variant:
+        torch_model.instruction = RoleTokens(spec.vocab_size, hp["hidden"])
     return torch_model
 
 
@@ -112,7 +174,7 @@ def development_asks(params, seen: set[str], n: int) -> list[dict]:
     return asks
 
 
-def main(variants: list[str], steps: int, n_asks: int) -> None:
+def main(variants: list[str], steps: int, n_asks: int, seed: int) -> None:
     torch.set_num_threads(2)
     params = load_params(Path("params.yaml"))
     fam = params.family("language")
@@ -120,21 +182,22 @@ def main(variants: list[str], steps: int, n_asks: int) -> None:
     table, meta = InstructionTable.load(Path("artifacts/language/relabel/relabeled"))
     vocab = Vocabulary(tuple(meta["vocabulary"]))
     features = instruction_features("word", meta["instructions"], vocab, "tokens")
+    features["roles"] = role_ids(features["tokens"], vocab)  # read by the roles variant only
     cpu = torch.device("cpu")
     train = InstructionSteps(table, 0, features, cpu, mirror=cfg.mirror)
     val = InstructionSteps(table, 1, features, cpu, max_rows=cfg.val_rows)
-    spec = GridSpec(act_dim=7, encoder="word", vocab_size=len(vocab.words), reader="tokens")
     asks = development_asks(params, set(meta["instructions"]), n_asks)
+    spec = GridSpec(act_dim=7, encoder="word", vocab_size=len(vocab.words), reader="tokens")
     for variant in variants:
-        seed_everything(0)
+        seed_everything(seed)
         t0 = time.perf_counter()
         hp = mcfg.hp
         result = fit(partial(build, variant, hp, spec), train, val,
                      Optimisation(lr=hp["lr"], weight_decay=hp["weight_decay"], batch_size=hp["batch_size"],
                                   steps=steps),
-                     Loop(cfg.eval_every, 100, 0, cpu, cfg.val_batch))
+                     Loop(cfg.eval_every, 100, seed, cpu, cfg.val_batch))
         model = result.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), mock.patch.object(asking, "instruction_features", with_roles):
             outcomes = rollout_asks(model, vocab, asks, cpu, fam.evaluate.num_envs)
         cells = {}
         for level in LEVELS:
@@ -144,7 +207,7 @@ def main(variants: list[str], steps: int, n_asks: int) -> None:
                 cells[f"{level.removeprefix('BabyAI-')}/{group}"] = {
                     "asks": len(rows), "success": round(float(np.mean([o["success"] for o in rows])), 3),
                     "contact": {c: round(counts[c] / len(rows), 3) for c in CONTACTS}}
-        print(json.dumps({"variant": variant, "steps": steps, "training_seed": 0, "dev_seed": DEV_SEED,
+        print(json.dumps({"variant": variant, "steps": steps, "training_seed": seed, "dev_seed": DEV_SEED,
                           "best_val_loss": round(result.best_val_loss, 4), "best_step": result.best_step,
                           "fit_s": round(result.seconds, 1), "total_s": round(time.perf_counter() - t0, 1),
                           "cells": cells, "machine": platform.processor() or platform.machine(),
@@ -153,8 +216,10 @@ def main(variants: list[str], steps: int, n_asks: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("variants", nargs="*", default=["base", "position", "uncoloured", "position+uncoloured"])
+    parser.add_argument("variants", nargs="*",
+                        default=["base", "position", "uncoloured", "position+uncoloured", "roles", "split"])
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--asks", type=int, default=40, help="asks per level and group")
+    parser.add_argument("--seed", type=int, default=0, help="training seed")
     args = parser.parse_args()
-    main(args.variants, args.steps, args.asks)
+    main(args.variants, args.steps, args.asks, args.seed)
