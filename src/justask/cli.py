@@ -68,6 +68,32 @@ def stage(
     except ModuleNotFoundError as e:
         fail(f"{name.value} failed", f"the Python module {e.name!r} is not installed in this environment "
              f"({sys.executable}); `make venv` installs the pinned dependencies, or install it yourself.")
+    except Exception as e:  # no check foresaw it: a damaged input is deterministic, anything else is a bug
+        _fail_on_damaged_input(name.value, family, e)
+        raise
+
+
+def _fail_on_damaged_input(name: str, family: str, error: Exception) -> None:
+    """If an input of the stage differs from what its writer recorded (:mod:`justask.integrity`),
+    name it and exit 2, the traceback kept in a file; otherwise return (the error is a bug)."""
+    import traceback
+
+    from justask.integrity import damaged_inputs
+
+    damaged = damaged_inputs(Path("."), f"{name}@{family}")
+    if not damaged:
+        return
+    log = Path(".dvc/tmp") / f"{name}-{family}.traceback"
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("".join(traceback.format_exception(error)))
+        kept = f" (traceback in {log})"
+    except OSError:
+        kept = ""
+    more = f"; and {len(damaged) - 5} more" if len(damaged) > 5 else ""
+    lines = "; ".join(d.describe() for d in damaged[:5]) + more
+    fail(f"{name} failed", f"{type(error).__name__}: {error}{kept}. Its inputs are not what "
+         f"was recorded when they were written, the likely cause: {lines}.")
 
 
 def _exit_on_signal(signum: int, frame) -> NoReturn:
