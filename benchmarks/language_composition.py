@@ -20,6 +20,14 @@ the sentence with each colour word replaced by one ``<colour>`` and each object 
 clause) without what stands beside it. ``split`` separates the two jobs: the cells attend over
 position tokens (which object), FiLM reads a GRU over the roles alone (what to do with it).
 
+Four more (2026-12-05): ``gated`` (:class:`GatedCellAttention`), ``ctxfilm`` (``split`` with FiLM
+over the words), ``slots`` (:class:`SlotPolicy`: attention keys are words, values their slots) and
+``factored`` (a cell's colour and its object match the words separately, the convolutions see no
+colour; since 2026-12-07 the family's own ``reader: factored``,
+:class:`~justask.families.language.policy.FactoredPolicy`). The per-verb breakdown (``by_verb``:
+asks, success) shows where a ``seen`` group's put-nexts fail:
+:func:`~justask.families.language.asking.first_contact` reads only the first clause's object.
+
 Each variant (and ``base``, the recorded ``reader: tokens``) fits on the default profile's
 relabeled table (``dvc repro relabel@language`` first) with the default's settings, training seed
 ``--seed``, for ``--steps``; then asks on **development** env seeds (the asks ``relabel`` would
@@ -41,6 +49,7 @@ import platform
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from unittest import mock
@@ -54,8 +63,17 @@ from justask.families.language import asking
 from justask.families.language.asking import CONTACTS, rollout_asks
 from justask.families.language.encoders import WordTokens
 from justask.families.language.env import collect_env_seeds
-from justask.families.language.grammar import COLOURS, DOOR, OBJECTS, Vocabulary, load_paraphrases
-from justask.families.language.policy import GridSpec, InstructionPolicy, build_policy, instruction_features
+from justask.families.language.grammar import Vocabulary, load_paraphrases, parse
+from justask.families.language.policy import (
+    CELL_DIM,
+    CellAttention,
+    FactoredPolicy,
+    FiLMConv,
+    GridSpec,
+    InstructionPolicy,
+    build_policy,
+    instruction_features,
+)
 from justask.families.language.relabel import evaluation_asks
 from justask.families.language.table import InstructionSteps, InstructionTable
 from justask.seeding import seed_everything
@@ -80,23 +98,14 @@ class PositionTokens(WordTokens):
         return self.embed(tokens) + self.position.weight[: tokens.shape[1]], tokens != Vocabulary.PAD
 
 
-def role_ids(tokens: np.ndarray, vocab: Vocabulary) -> np.ndarray:
-    """``tokens`` with every colour word replaced by the id ``len(vocab)``, every object word by
-    ``len(vocab) + 1``: the sentence's shape without what it names."""
-    colour = [i for i, w in enumerate(vocab.words) if w in COLOURS]
-    kind = [i for i, w in enumerate(vocab.words) if w in (*OBJECTS, DOOR)]
-    roles = np.where(np.isin(tokens, colour), len(vocab), tokens)
-    return np.where(np.isin(tokens, kind), len(vocab) + 1, roles)
-
-
 def with_roles(encoder: str, texts: list[str], vocab: Vocabulary, reader: str = "tokens") -> dict[str, np.ndarray]:
     """The family's instruction features plus their roles, for the asks of the roles variant."""
     features = instruction_features(encoder, texts, vocab, reader)
-    return features | {"roles": role_ids(features["tokens"], vocab)}
+    return features | {"roles": vocab.roles(features["tokens"])}
 
 
 class RoleTokens(WordTokens):
-    """A word's embedding plus a GRU's state at that word over the sentence's roles (:func:`role_ids`):
+    """A word's embedding plus a GRU's state at that word over the sentence's roles (:meth:`Vocabulary.roles`):
     "ball" is the same vector after "red" as after "blue"; its place in the sentence still shows."""
 
     input_keys = ("tokens", "roles")
@@ -121,30 +130,68 @@ class UncolouredPolicy(InstructionPolicy):
         return self.frame(x.flatten(1))
 
 
+class GatedCellAttention(CellAttention):
+    """Each cell adds up the values of every token it matches, each gated by a sigmoid of its own
+    score, instead of a softmax that splits one unit of attention among them: a red ball's read-out
+    is "red" plus "ball", twice a red key's, so a conjunction the convolutions never met as a
+    target is still the cell that matches most."""
+
+    def forward(self, cells: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        scores = self.query(cells) @ self.key(tokens).transpose(1, 2) * self.scale  # (N, 49, L)
+        return (scores.sigmoid() * mask[:, None].float()) @ self.value(tokens)
+
+
 class SplitPolicy(InstructionPolicy):
     """Two pathways: *which* object through the cells' attention over partner-free word vectors
-    (:class:`PositionTokens`), *what to do* through FiLM from a GRU over the sentence's roles
-    (:func:`role_ids`), which never sees a colour or an object word."""
+    (:class:`PositionTokens`), *what to do* through FiLM from a GRU's last state over the sentence's
+    roles (:meth:`Vocabulary.roles`, which never sees a colour or an object word; ``reads="roles"``) or over
+    its words (``reads="tokens"``: FiLM may know "red ball" as a whole, the cells still match words)."""
 
-    def __init__(self, spec: GridSpec, **kw):
+    def __init__(self, spec: GridSpec, reads: str = "roles", **kw):
         super().__init__(spec, **kw)
         hidden = self.direction.embedding_dim
         self.instruction = PositionTokens(spec.vocab_size, hidden)
+        self.reads = reads
         self.role = nn.Embedding(spec.vocab_size + 2, hidden, padding_idx=Vocabulary.PAD)
         self.role_gru = nn.GRU(hidden, hidden, batch_first=True)
 
     def condition(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         tokens, mask = self.instruction(batch)
-        states, _ = self.role_gru(self.role(batch["roles"].long()))
+        states, _ = self.role_gru(self.role(batch[self.reads].long()))
         last = (mask * torch.arange(mask.shape[1], device=mask.device)).amax(1)
         return states[torch.arange(len(states), device=states.device), last], tokens, mask
 
 
+class SlotPolicy(FactoredPolicy):
+    """The family's ``reader: factored`` with the match not factored: a cell's whole embedding
+    attends over the words' embeddings and reads out the slot it matched (values: slots, never
+    words), and the convolutions see the cell's raw colour beside its object. The attention cannot
+    know a pair as a whole; the convolutions can."""
+
+    def __init__(self, spec: GridSpec, **kw):
+        super().__init__(spec, **kw)
+        del self.attend_colour
+        self.conv1 = FiLMConv(2 * CELL_DIM, self.conv1.conv.out_channels, self.direction.embedding_dim)
+
+    def frame_features(self, images: torch.Tensor, cond: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        film, keys, mask, slots = cond
+        x = self.cell(images.long() + self.offsets).sum(-2)  # (N, 7, 7, CELL_DIM)
+        read = self.attend(x.flatten(1, 2), keys, mask, slots).view_as(x)
+        x = torch.cat([x, read], -1).permute(0, 3, 1, 2)
+        x = self.conv2(self.conv1(x, film), film)
+        return self.frame(x.flatten(1))
+
+
 def build(variant: str, hp: dict, spec: GridSpec) -> InstructionPolicy:
     torch_model = build_policy(hp, spec)  # first for every variant: the same random draws as recorded
-    if variant == "split":
-        return SplitPolicy(spec, hidden=hp["hidden"], context=hp["context"], dropout=hp["dropout"],
-                           channels=hp["channels"])
+    if variant in ("split", "ctxfilm"):
+        return SplitPolicy(spec, "roles" if variant == "split" else "tokens", hidden=hp["hidden"],
+                           context=hp["context"], dropout=hp["dropout"], channels=hp["channels"])
+    if variant == "factored":  # the family's reader: factored
+        return build_policy(hp, replace(spec, reader="factored"))
+    if variant == "slots":
+        return SlotPolicy(replace(spec, reader="factored"), hidden=hp["hidden"], context=hp["context"],
+                          dropout=hp["dropout"], channels=hp["channels"])
     if "uncoloured" in variant:
         state = torch_model.state_dict()
         torch_model = UncolouredPolicy(spec, hidden=hp["hidden"], context=hp["context"], dropout=hp["dropout"],
@@ -154,7 +201,16 @@ def build(variant: str, hp: dict, spec: GridSpec) -> InstructionPolicy:
         torch_model.instruction = PositionTokens(spec.vocab_size, hp["hidden"])
     if "roles" in variant:
         torch_model.instruction = RoleTokens(spec.vocab_size, hp["hidden"])
+    if "gated" in variant:
+        torch_model.instruction = PositionTokens(spec.vocab_size, hp["hidden"])
+        torch_model.attend = GatedCellAttention(hp["hidden"])
     return torch_model
+
+
+def verb_of(instruction: str) -> str:
+    """An ask's kind for the per-verb breakdown: its first clause's verb, ``+`` for a compound."""
+    parts = parse(instruction).parts
+    return parts[0].verb + ("+" if len(parts) > 1 else "")
 
 
 def development_asks(params, seen: set[str], n: int) -> list[dict]:
@@ -178,11 +234,11 @@ def main(variants: list[str], steps: int, n_asks: int, seed: int) -> None:
     torch.set_num_threads(2)
     params = load_params(Path("params.yaml"))
     fam = params.family("language")
-    cfg, mcfg = fam.train, fam.train.models["relabeled-word-tokens"]
+    cfg, mcfg = fam.train, fam.train.models["relabeled-word-factored"]  # its settings (hp) are the token reader's
     table, meta = InstructionTable.load(Path("artifacts/language/relabel/relabeled"))
     vocab = Vocabulary(tuple(meta["vocabulary"]))
     features = instruction_features("word", meta["instructions"], vocab, "tokens")
-    features["roles"] = role_ids(features["tokens"], vocab)  # read by the roles variant only
+    features["roles"] = vocab.roles(features["tokens"])  # read by the role and slot variants only
     cpu = torch.device("cpu")
     train = InstructionSteps(table, 0, features, cpu, mirror=cfg.mirror)
     val = InstructionSteps(table, 1, features, cpu, max_rows=cfg.val_rows)
@@ -204,9 +260,13 @@ def main(variants: list[str], steps: int, n_asks: int, seed: int) -> None:
             for group in GROUPS:
                 rows = [o for a, o in zip(asks, outcomes, strict=True) if a["level"] == level and a["group"] == group]
                 counts = Counter(o["contact"] for o in rows)
+                verbs = [verb_of(a["instruction"]) for a in asks if a["level"] == level and a["group"] == group]
                 cells[f"{level.removeprefix('BabyAI-')}/{group}"] = {
                     "asks": len(rows), "success": round(float(np.mean([o["success"] for o in rows])), 3),
-                    "contact": {c: round(counts[c] / len(rows), 3) for c in CONTACTS}}
+                    "contact": {c: round(counts[c] / len(rows), 3) for c in CONTACTS},
+                    "by_verb": {v: [verbs.count(v), round(float(np.mean(
+                        [o["success"] for o, w in zip(rows, verbs, strict=True) if w == v])), 3)]
+                        for v in sorted(set(verbs))}}
         print(json.dumps({"variant": variant, "steps": steps, "training_seed": seed, "dev_seed": DEV_SEED,
                           "best_val_loss": round(result.best_val_loss, 4), "best_step": result.best_step,
                           "fit_s": round(result.seconds, 1), "total_s": round(time.perf_counter() - t0, 1),
@@ -217,7 +277,8 @@ def main(variants: list[str], steps: int, n_asks: int, seed: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("variants", nargs="*",
-                        default=["base", "position", "uncoloured", "position+uncoloured", "roles", "split"])
+                        default=["base", "position", "uncoloured", "position+uncoloured", "roles", "split",
+                                 "ctxfilm", "gated", "slots", "factored"])
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--asks", type=int, default=40, help="asks per level and group")
     parser.add_argument("--seed", type=int, default=0, help="training seed")

@@ -108,6 +108,8 @@ def test_invalid_field_is_named(tmp_path, field, value, expected):
          "families.language.relabel.held_out.colour_object.0.0", "'red', 'green'"),
         ("families.language.relabel.held_out.verb_object", [["pickup", "ball"], ["pickup", "box"], ["pickup", "key"]],
          "families.language.relabel.held_out", "verb 'pickup'"),
+        ("families.language.train.models.relabeled-minilm.reader", "factored",
+         "families.language.train.models.relabeled-minilm", "set encoder: word, or reader: tokens"),
     ],
 )
 def test_invalid_combination_is_named(tmp_path, field, value, at, expected):

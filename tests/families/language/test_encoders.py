@@ -17,6 +17,7 @@ from justask.families.language.encoders import (
     MINILM_SHA256,
     SentenceEmbedder,
     SentenceProjection,
+    SlotTokens,
     TokenProjection,
     WordEncoder,
     WordTokens,
@@ -206,3 +207,20 @@ def test_token_readers_shapes_and_masks(embedder):
         proj({"token_states": torch.from_numpy(states)})
     with pytest.raises(ValueError, match="'sentence', 'tokens'"):
         build_instruction_encoder("word", 16, vocab_size=10, reader="bag")
+
+
+def test_slot_tokens_keep_what_a_word_names_apart_from_where_it_stands():
+    """``reader: factored``: keys are the words' own embeddings, slots a GRU over the roles; a
+    put-next's object and destination fill different slots, and no slot knows its word."""
+    slot = build_instruction_encoder("word", 16, vocab_size=len(VOCAB), reader="factored")
+    assert isinstance(slot, SlotTokens) and slot.reads_tokens and slot.input_keys == ("tokens", "roles")
+    ids = VOCAB.encode(TEXTS, max_len=12)
+    keys, slots, mask = slot({"tokens": torch.from_numpy(ids), "roles": torch.from_numpy(VOCAB.roles(ids))})
+    assert keys.shape == slots.shape == (len(TEXTS), 12, 16) and torch.equal(mask, torch.from_numpy(ids) != 0)
+    # "put the green box next to the grey ball" / "put the grey ball next to the green box": same roles
+    assert torch.equal(slots[3], slots[4]) and not torch.equal(keys[3], keys[4])
+    box = VOCAB.encode(["box"], 1)[0, 0]
+    where = np.flatnonzero(ids[3] == box)[0]
+    assert not torch.equal(slots[3, where], slots[3, np.flatnonzero(ids[3] == VOCAB.encode(["ball"], 1)[0, 0])[0]])
+    with pytest.raises(ValueError, match="encoder: word"):
+        build_instruction_encoder("minilm", 16, reader="factored")

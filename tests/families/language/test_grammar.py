@@ -454,6 +454,16 @@ def test_vocabulary_is_deterministic_and_marks_unknown_words():
         vocab.encode(["put the red ball next to the grey key"], max_len=4)
 
 
+def test_roles_keep_the_sentence_shape_without_what_it_names():
+    vocab = Vocabulary.build(["put the red ball next to the grey door", "go to the blue key"])
+    ids = vocab.encode(["put the red ball next to the grey door", "go to the blue key", "grab the ball"], 9)
+    roles = vocab.roles(ids)
+    colour, kind = len(vocab), len(vocab) + 1
+    assert roles[0].tolist() == [ids[0, 0], ids[0, 1], colour, kind, *ids[0, 4:7], colour, kind]
+    assert roles[1].tolist() == [*ids[1, :3], colour, kind, 0, 0, 0, 0]
+    assert roles[2, 0] == Vocabulary.UNK and roles[2, 2] == kind  # unknown words stay unknown
+
+
 def test_describe_replays_under_the_episode_time_limit():
     """An episode collected with a longer limit than the level's (a behaviour's max_steps) replays
     to its end only under that limit; under the level's own it would end early."""

@@ -91,18 +91,21 @@ def _view_batch(n: int = 2) -> dict:
             "mask": torch.ones(n, 1, dtype=torch.bool)}
 
 
-@pytest.mark.parametrize("encoder", ["word", "minilm"])
-def test_token_reader_one_word_changes_the_action_distribution(encoder):
+@pytest.mark.parametrize(("encoder", "reader"), [("word", "tokens"), ("minilm", "tokens"), ("word", "factored")])
+def test_token_reader_one_word_changes_the_action_distribution(encoder, reader):
     """Reading the instruction word by word: the same view, "red" for "blue", another distribution."""
     torch.manual_seed(0)
     vocab = Vocabulary.build(TEXTS)
-    spec = GridSpec(act_dim=7, encoder=encoder, vocab_size=len(vocab), reader="tokens")
+    spec = GridSpec(act_dim=7, encoder=encoder, vocab_size=len(vocab), reader=reader)
     model = build_policy(HP, spec).eval()
-    features = {k: torch.as_tensor(v) for k, v in instruction_features(encoder, TEXTS, vocab, "tokens").items()}
-    assert set(features) == ({"tokens"} if encoder == "word" else {"token_states", "token_mask"})
+    features = {k: torch.as_tensor(v) for k, v in instruction_features(encoder, TEXTS, vocab, reader).items()}
+    assert set(features) == {("word", "tokens"): {"tokens"}, ("minilm", "tokens"): {"token_states", "token_mask"},
+                             ("word", "factored"): {"tokens", "roles"}}[encoder, reader]
     with torch.no_grad():
         probs = model(_view_batch() | features)[:, -1].softmax(-1)
-    assert (probs[0] - probs[1]).abs().sum() > 1e-3
+    # factored: at initialisation the colour word moves only the attention weights between slot
+    # values, a small change, yet far above float rounding (~1e-7)
+    assert (probs[0] - probs[1]).abs().sum() > (1e-5 if reader == "factored" else 1e-3)
     # the cells attend over the words (a sentence reader has no such path)
     assert model.attend is not None and build_policy(HP, GridSpec(7, encoder, len(vocab))).attend is None
 
@@ -134,6 +137,52 @@ def test_cell_attention_reads_colour_and_object_separately():
     assert scores.std() > 1e-2  # the scores do vary with the cell: the check is not vacuous
 
 
+FACTORED_TEXTS = ["go to the red ball", "go to the blue ball", "put the red ball next to the grey key",
+                  "put the blue ball next to the green key"]
+
+
+def _factored(hidden: int = 24):
+    torch.manual_seed(0)
+    vocab = Vocabulary.build(FACTORED_TEXTS)
+    model = build_policy({**HP, "hidden": hidden}, GridSpec(7, "word", len(vocab), reader="factored")).eval()
+    features = {k: torch.as_tensor(v) for k, v in instruction_features("word", FACTORED_TEXTS, vocab,
+                                                                       "factored").items()}
+    return model, vocab, features
+
+
+def test_factored_reader_names_no_pair_past_the_match():
+    """``reader: factored``: what reaches FiLM and the attention's values (the slots) is the same for
+    "red ball" as for "blue ball", in a go-to and in a put-next's two clauses; a word's key is its
+    own embedding, the same "ball" after "red" as after "blue"; only the colour word's key differs.
+    So the instruction's colour word can act only through which cells it matches."""
+    model, vocab, features = _factored()
+    with torch.no_grad():
+        film, keys, mask, slots = model.condition(features)
+    for a, b in ((0, 1), (2, 3)):  # one or two colour words changed
+        assert torch.equal(film[a], film[b]) and torch.equal(slots[a], slots[b])
+        same = features["tokens"][a] == features["tokens"][b]
+        assert torch.equal(keys[a][same], keys[b][same]) and not torch.equal(keys[a][~same], keys[b][~same])
+    ball = vocab.encode(["ball"], 1)[0, 0]
+    at = features["tokens"] == ball
+    assert torch.equal(keys[0][at[0]], keys[2][at[2]][:1])  # "ball" in a go-to and in a put-next
+    assert not torch.equal(film[0], film[2])  # the slots do tell the sentence's shape (go to / put next)
+
+
+def test_factored_convolutions_see_colour_only_through_the_match():
+    """With the colour queries' weights at zero (no colour matches any word better than another), a
+    view's colours change nothing; with them, recolouring the view changes the features: colour
+    enters the policy only through matching the words, never beside the object in the convolutions."""
+    model, _, features = _factored()
+    views = _view_batch()["images"][:, 0]  # a red ball and a blue ball
+    recoloured = views.clone()
+    recoloured[..., 1] = (recoloured[..., 1] + 2) % 6
+    with torch.no_grad():
+        cond = tuple(c[:2] for c in model.condition(features))
+        assert not torch.allclose(model.frame_features(views, cond), model.frame_features(recoloured, cond))
+        model.attend_colour.query.weight.zero_()
+        assert torch.equal(model.frame_features(views, cond), model.frame_features(recoloured, cond))
+
+
 @pytest.mark.parametrize("encoder", ["word", "minilm"])
 def test_policy_learns_to_follow_the_instruction(encoder):
     """Identical observations, two instructions, two different actions: only a policy that reads
@@ -158,14 +207,16 @@ def test_policy_learns_to_follow_the_instruction(encoder):
     assert result.best_val_loss < 0.3  # a policy blind to the instruction cannot go below ln 2 = 0.69
 
 
-def test_checkpoint_roundtrip_and_foreign_files(tmp_path):
-    spec = GridSpec(act_dim=7, encoder="word", vocab_size=6)
+@pytest.mark.parametrize("reader", ["sentence", "factored"])
+def test_checkpoint_roundtrip_and_foreign_files(tmp_path, reader):
+    spec = GridSpec(act_dim=7, encoder="word", vocab_size=6, reader=reader)
     model = build_policy(HP, spec)
     vocab = Vocabulary.build(["go to the red ball"])
     path = tmp_path / "model.pt"
     save_policy(path, HP, spec, model, vocab, {"seed": 0})
     loaded, vocab2, payload = load_policy(path)
     assert vocab2 == vocab and payload["meta"] == {"seed": 0}
+    assert type(loaded) is type(model)
     for k, v in model.state_dict().items():
         assert torch.equal(v, loaded.state_dict()[k])
     torch.save({"kind": "rvs", "state_dict": {}}, tmp_path / "other.pt")

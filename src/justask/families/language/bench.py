@@ -102,6 +102,7 @@ def training_cases(settings, device, val_rows: int = 64) -> list[TrainingCase]:
     words = instruction_features("word", missions, vocab)
     features = {  # random stand-ins for MiniLM's outputs: the speed does not depend on their values
         ("word", "sentence"): words, ("word", "tokens"): words,
+        ("word", "factored"): instruction_features("word", missions, vocab, "factored"),
         ("minilm", "sentence"): {"sentence": torch.randn(len(missions), 384, generator=gen).numpy()},
         ("minilm", "tokens"): {"token_states": torch.randn(len(missions), 10, 384, generator=gen).numpy(),
                                "token_mask": np.ones((len(missions), 10), bool)}}

@@ -118,12 +118,15 @@ class InstructionModelConfig(Strict):
     demonstrations with their original missions (the demos-only baseline). ``encoder: minilm`` is
     the frozen pretrained sentence encoder; ``encoder: word`` a word encoder learned from scratch
     (the no-pretraining baseline). ``reader: tokens`` reads the instruction word by word (each view
-    cell attends over the tokens, see :mod:`.policy`) instead of as one sentence vector."""
+    cell attends over the tokens, see :mod:`.policy`) instead of as one sentence vector;
+    ``reader: factored`` (word encoder only) matches a cell's colour and its object against the words
+    separately, so no colour x object pair can be learnt as a whole."""
 
     data: Literal["relabeled", "demos"] = "relabeled"
     encoder: Literal["word", "minilm"] = "minilm"
-    # sentence: one instruction vector into FiLM; tokens: each view cell also attends over the words
-    reader: Literal["sentence", "tokens"] = "sentence"
+    # sentence: one instruction vector into FiLM; tokens: each view cell also attends over the words;
+    # factored: a cell's colour and its object attend over the words apart (encoder: word)
+    reader: Literal["sentence", "tokens", "factored"] = "sentence"
     hidden: PosInt = 128
     channels: Annotated[int, Field(ge=4, le=512)] = 32  # of the two convolutions over each 7x7 view
     context: Annotated[int, Field(ge=1, le=64)] = 4  # frames of history
@@ -133,6 +136,13 @@ class InstructionModelConfig(Strict):
     batch_size: Annotated[int, Field(ge=1, le=65536)] = 128
     steps: PosInt = 2000
     tune: bool = False
+
+    @model_validator(mode="after")
+    def factored_reads_words(self) -> InstructionModelConfig:
+        if self.reader == "factored" and self.encoder != "word":
+            raise ValueError(f"reader: factored matches single words, and encoder: {self.encoder} gives none "
+                             "(MiniLM's pieces carry their neighbours); set encoder: word, or reader: tokens")
+        return self
 
     @property
     def hp(self) -> dict:

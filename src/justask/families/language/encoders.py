@@ -10,7 +10,8 @@
 Each comes in two readers. ``sentence``: one vector per instruction (``forward(batch)`` -> (B, dim)).
 ``tokens``: one vector per token and a mask (``forward(batch)`` -> ((B, L, dim), (B, L))), so that a
 policy can attend to "red" and "ball" separately (:class:`WordTokens`, :class:`TokenProjection` of
-MiniLM's per-token outputs, :meth:`SentenceEmbedder.embed_tokens`).
+MiniLM's per-token outputs, :meth:`SentenceEmbedder.embed_tokens`). The word encoder has a third,
+``factored`` (:class:`SlotTokens`): per word, what it names and where it stands, apart.
 
 :func:`build_instruction_encoder` returns any of them; ``input_keys`` names what each reads.
 """
@@ -209,20 +210,44 @@ class TokenProjection(InstructionEncoder):
         return self.proj(states.float()), mask.bool()
 
 
-READERS = ("sentence", "tokens")
+class SlotTokens(InstructionEncoder):
+    """What each word names and where it stands, kept apart (``reader: factored``): ``keys`` are the
+    words' own embeddings, the same "ball" after "red" as after "blue"; ``slots`` a GRU's states
+    over the sentence's roles (:meth:`Vocabulary.roles`, "<colour> <object>" for "red ball"), so a
+    slot says which place of the sentence a word fills ("the moved object's colour, first clause")
+    and never which word fills it; and the mask of real words."""
+
+    input_keys = ("tokens", "roles")
+    reads_tokens = True
+
+    def __init__(self, vocab_size: int, dim: int):
+        super().__init__(dim)
+        self.embed = nn.Embedding(vocab_size, dim, padding_idx=Vocabulary.PAD)
+        self.role = nn.Embedding(vocab_size + 2, dim, padding_idx=Vocabulary.PAD)  # + <colour>, <object>
+        self.gru = nn.GRU(dim, dim, batch_first=True)
+
+    def encode(self, tokens: torch.Tensor, roles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        tokens = tokens.long()
+        return self.embed(tokens), self.gru(self.role(roles.long()))[0], tokens != Vocabulary.PAD
+
+
+READERS = ("sentence", "tokens", "factored")
 
 
 def build_instruction_encoder(kind: str, dim: int, vocab_size: int | None = None,
                               sentence_dim: int = MINILM_DIM, reader: str = "sentence") -> InstructionEncoder:
     """``word`` (needs ``vocab_size``, i.e. ``len(vocab)``) or ``minilm`` (reads ``sentence_dim``-d
-    embeddings), as a ``sentence`` or a ``tokens`` reader."""
+    embeddings), as a ``sentence`` or a ``tokens`` reader; ``factored`` reads word ids only."""
     if reader not in READERS:
         raise ValueError(f"unknown instruction reader {reader!r}; expected one of {READERS}")
     if kind == "word":
         if vocab_size is None or vocab_size < 2:
             raise ValueError(f"the word instruction encoder needs vocab_size = len(vocabulary), got {vocab_size}")
-        return WordEncoder(vocab_size, dim) if reader == "sentence" else WordTokens(vocab_size, dim)
+        return {"sentence": WordEncoder, "tokens": WordTokens, "factored": SlotTokens}[reader](vocab_size, dim)
     if kind == "minilm":
+        if reader == "factored":
+            raise ValueError("the factored reader needs word ids (encoder: word); MiniLM's pieces carry "
+                             "their neighbours' context")
         return SentenceProjection(dim, sentence_dim) if reader == "sentence" else TokenProjection(dim, sentence_dim)
     raise ValueError(f"unknown instruction encoder {kind!r}; expected one of {ENCODERS}")
 

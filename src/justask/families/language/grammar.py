@@ -592,6 +592,15 @@ class Vocabulary:
             out[i, : len(ids)] = ids
         return out
 
+    def roles(self, ids: np.ndarray) -> np.ndarray:
+        """``ids`` (from :meth:`encode`) with every colour word replaced by the id ``len(self)`` and
+        every object word (door included) by ``len(self) + 1``: the sentence's shape without what
+        it names ("go to the <colour> <object>")."""
+        colour = [i for i, w in enumerate(self.words) if w in COLOURS]
+        kind = [i for i, w in enumerate(self.words) if w in (*OBJECTS, DOOR)]
+        out = np.where(np.isin(ids, colour), len(self), ids)
+        return np.where(np.isin(ids, kind), len(self) + 1, out)
+
     def unknown_words(self, text: str) -> list[str]:
         """Words of ``text`` outside the vocabulary, in order of first appearance."""
         return list(dict.fromkeys(w for w in tokenize(text) if w not in self._index))

@@ -12,6 +12,15 @@ cell of the view also attends over them (a learned "nothing" token among them) b
 convolutions: a cell's attention score is a sum of what its object, colour and state embeddings
 each say, so "red" and "ball" are matched separately, and a red ball scores as the sum of the two
 even if "red ball" was never trained (the pooled tokens still drive FiLM, e.g. for the verb).
+
+With ``reader: factored`` (:class:`FactoredPolicy`) nothing downstream of the match can know a
+colour x object pair as a whole: a cell's colour and its object each attend over the words'
+own embeddings (the same "ball" after "red" as after "blue"), each read-out is the *slot* it
+matched (a GRU state over the sentence's roles, "<colour> <object>", never the words), and the
+convolutions see the cell's object and state, not its colour. A held-out pair, which the rooms
+show only as a distractor, cannot be learnt as "never the target". The price is a stated prior:
+colour matters only as something named (right for BabyAI's grammar, wrong for "avoid red cells").
+Why, measured: benchmarks/README.md, "Why the word-token reader does not compose in the rooms".
 """
 
 from __future__ import annotations
@@ -45,10 +54,13 @@ class GridSpec:
     encoder: str  # "word" or "minilm"
     vocab_size: int  # word encoder only (0 for minilm)
     sentence_dim: int = 384  # minilm only
-    reader: str = "sentence"  # "sentence" (one vector) or "tokens" (cells attend over the words)
+    reader: str = "sentence"  # "sentence" (one vector), "tokens" or "factored" (cells attend over the words)
 
 
 CELL_DIM = 32  # per-cell embedding width
+# What reaches the convolutions per cell, in CELL_DIM widths: its embedding; + its attention
+# read-out (tokens); its object and state, what they matched, what its colour matched (factored).
+CELL_READS = {"sentence": 1, "tokens": 2, "factored": 3}
 
 
 class FiLMConv(nn.Module):
@@ -74,11 +86,13 @@ class CellAttention(nn.Module):
         self.null = nn.Parameter(torch.zeros(2, dim))  # its key and its value
         self.scale = dim ** -0.5
 
-    def forward(self, cells: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``cells`` (N, 49, CELL_DIM), ``tokens`` (N, L, token_dim), ``mask`` (N, L) -> (N, 49, dim)."""
+    def forward(self, cells: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor,
+                values: torch.Tensor | None = None) -> torch.Tensor:
+        """``cells`` (N, 49, CELL_DIM), ``tokens`` (N, L, token_dim), ``mask`` (N, L) -> (N, 49, dim);
+        the read-out is of ``values`` (N, L, token_dim) where given, else of the tokens themselves."""
         n = len(cells)
         keys = torch.cat([self.null[:1].expand(n, 1, -1), self.key(tokens)], 1)
-        values = torch.cat([self.null[1:].expand(n, 1, -1), self.value(tokens)], 1)
+        values = torch.cat([self.null[1:].expand(n, 1, -1), self.value(tokens if values is None else values)], 1)
         scores = self.query(cells) @ keys.transpose(1, 2) * self.scale  # (N, 49, 1 + L)
         live = torch.cat([mask.new_ones(n, 1), mask], 1)[:, None]
         return scores.masked_fill(~live, float("-inf")).softmax(-1) @ values
@@ -94,7 +108,7 @@ class InstructionPolicy(nn.Module):
         self.instruction = build_instruction_encoder(spec.encoder, hidden, spec.vocab_size, spec.sentence_dim,
                                                      spec.reader)
         self.attend = CellAttention(hidden) if self.instruction.reads_tokens else None
-        self.conv1 = FiLMConv(CELL_DIM * (2 if self.attend else 1), channels, hidden)
+        self.conv1 = FiLMConv(CELL_DIM * CELL_READS[spec.reader], channels, hidden)
         self.conv2 = FiLMConv(channels, channels, hidden)
         self.frame = nn.Sequential(nn.Linear(channels * 7 * 7, hidden), nn.ReLU(), nn.Dropout(dropout))
         self.direction = nn.Embedding(4, hidden)
@@ -145,9 +159,38 @@ class InstructionPolicy(nn.Module):
         return self(batch)[:, -1].argmax(-1)
 
 
+class FactoredPolicy(InstructionPolicy):
+    """``reader: factored``: a cell's colour and its object (with its state) each attend over the
+    words' embeddings with a query of their own, each reads out the slot it matched
+    (:class:`.encoders.SlotTokens`), and the convolutions get the cell's object and state and the
+    two read-outs, never its colour. FiLM reads the slots' last state: the sentence's shape and
+    verbs, never a colour or an object word."""
+
+    def __init__(self, spec: GridSpec, **kw):
+        super().__init__(spec, **kw)
+        self.attend_colour = CellAttention(self.direction.embedding_dim)
+
+    def condition(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """``(last slot, word keys, mask, slots)`` per row."""
+        keys, slots, mask = self.instruction(batch)
+        last = (mask * torch.arange(mask.shape[1], device=mask.device)).amax(1)
+        return slots[torch.arange(len(slots), device=slots.device), last], keys, mask, slots
+
+    def frame_features(self, images: torch.Tensor, cond: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        film, keys, mask, slots = cond
+        parts = self.cell(images.long() + self.offsets)  # (N, 7, 7, 3, CELL_DIM): object, colour, state
+        kind = parts[..., 0, :] + parts[..., 2, :]
+        by_kind = self.attend(kind.flatten(1, 2), keys, mask, slots).view_as(kind)
+        by_colour = self.attend_colour(parts[..., 1, :].flatten(1, 2), keys, mask, slots).view_as(kind)
+        x = torch.cat([kind, by_kind, by_colour], -1).permute(0, 3, 1, 2)
+        x = self.conv2(self.conv1(x, film), film)
+        return self.frame(x.flatten(1))
+
+
 def build_policy(hp: dict, spec: GridSpec) -> InstructionPolicy:
-    return InstructionPolicy(spec, hidden=hp["hidden"], context=hp["context"], dropout=hp["dropout"],
-                             channels=hp.get("channels", 64))  # checkpoints from before the setting: 64
+    kind = FactoredPolicy if spec.reader == "factored" else InstructionPolicy
+    return kind(spec, hidden=hp["hidden"], context=hp["context"], dropout=hp["dropout"],
+                channels=hp.get("channels", 64))  # checkpoints from before the setting: 64
 
 
 def candidate(spec: GridSpec, hp: dict, steps: int) -> tuple[partial, Optimisation]:
@@ -159,10 +202,11 @@ def candidate(spec: GridSpec, hp: dict, steps: int) -> tuple[partial, Optimisati
 def instruction_features(encoder: str, texts: list[str], vocab: Vocabulary,
                          reader: str = "sentence") -> dict[str, np.ndarray]:
     """What a policy reads for each instruction text: token ids (word; padded to the longest text,
-    which the word encoder ignores), a frozen embedding (minilm), or frozen per-piece outputs and
-    their mask (minilm, ``reader="tokens"``)."""
+    which the word encoder ignores) and, for ``reader="factored"``, their roles; a frozen embedding
+    (minilm), or frozen per-piece outputs and their mask (minilm, ``reader="tokens"``)."""
     if encoder == "word":
-        return {"tokens": vocab.encode(texts, max([len(tokenize(t)) for t in texts], default=1))}
+        tokens = vocab.encode(texts, max([len(tokenize(t)) for t in texts], default=1))
+        return {"tokens": tokens} | ({"roles": vocab.roles(tokens)} if reader == "factored" else {})
     from .encoders import SentenceEmbedder
 
     if reader == "tokens":
