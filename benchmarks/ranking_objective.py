@@ -14,9 +14,14 @@ a time from the first recorded objective, then combine them:
   the same 6000 pairs (the objective of the first recorded run);
 * ``+pairs``: 15000 pairs, each member on its own third; ``+margin``: noise gap >= 0.3;
   ``+demos``: the demonstrations ranked on top; ``+whole``: half the pairs whole episodes;
-* ``drex``: all of them (the default profile).
+* ``drex``: all of them (the first D-REX default);
+* ``potential``: ``drex`` with the net read as a potential Phi(s) whose change is the reward
+  (``train.ranking.form: potential``): an episode's learned return is Phi(last) - Phi(first).
 
-    .venv/bin/python benchmarks/ranking_objective.py [--seed 1000] [variant ...] \\
+``--override`` changes the reward section for every variant, e.g. more demonstrations:
+``--override '{"collect": {"demos": 50}}'``.
+
+    .venv/bin/python benchmarks/ranking_objective.py [--seed 1000] [--override JSON] [variant ...] \\
         > benchmarks/results/ranking_objective.jsonl
 """
 
@@ -39,14 +44,17 @@ from justask.seeding import seed_everything
 from justask.steps import StepTable
 from justask.tracking import setup_mlflow
 
-BASE = {"whole_episodes": 0.0, "noise_margin": 0.0, "rank_demos": False, "pairs": 6000, "distinct_pairs": False}
+BASE = {"whole_episodes": 0.0, "noise_margin": 0.0, "rank_demos": False, "pairs": 6000, "distinct_pairs": False,
+        "form": "state"}
+DREX = {"pairs": 15000, "distinct_pairs": True, "noise_margin": 0.3, "rank_demos": True, "whole_episodes": 0.5}
 VARIANTS = {
     "trex": {},
     "+pairs": {"pairs": 15000, "distinct_pairs": True},
     "+margin": {"noise_margin": 0.3},
     "+demos": {"rank_demos": True},
     "+whole": {"whole_episodes": 0.5},
-    "drex": {"pairs": 15000, "distinct_pairs": True, "noise_margin": 0.3, "rank_demos": True, "whole_episodes": 0.5},
+    "drex": DREX,
+    "potential": {**DREX, "form": "potential"},
 }
 
 
@@ -61,12 +69,22 @@ def dev_params(source: Path, folder: Path, seed: int, edit) -> object:
     return load_params(path)
 
 
-def variant_params(source: Path, folder: Path, seed: int, change: dict):
+def merge(into: dict, change: dict) -> None:
+    """``change`` written into ``into`` key by key, nested dicts merged (``None`` replaces)."""
+    for k, v in change.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            merge(into[k], v)
+        else:
+            into[k] = v
+
+
+def variant_params(source: Path, folder: Path, seed: int, change: dict, override: dict | None = None):
     settings = {**BASE, **change}
 
     def edit(reward: dict) -> None:
+        merge(reward, override or {})
         reward["relabel"].update({k: settings[k] for k in ("whole_episodes", "noise_margin", "rank_demos", "pairs")})
-        reward["train"]["ranking"].update(distinct_pairs=settings["distinct_pairs"], tune=False)
+        reward["train"]["ranking"].update(distinct_pairs=settings["distinct_pairs"], form=settings["form"], tune=False)
 
     return dev_params(source, folder, seed, edit)
 
@@ -81,6 +99,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
+    ap.add_argument("--override", type=json.loads, default={}, help="changes to the reward section (JSON)")
     ap.add_argument("variants", nargs="*", default=list(VARIANTS))
     args = ap.parse_args()
     if args.seed == load_params(args.params).seed:
@@ -90,7 +109,7 @@ def main() -> None:
         base.mkdir()
         shutil.copytree("data", base / "data")
         t0 = time.perf_counter()
-        collect(variant_params(args.params, base, args.seed, {}), base)
+        collect(variant_params(args.params, base, args.seed, {}, args.override), base)
         collect_s = time.perf_counter() - t0
         paths = family_paths("reward", base)
         held = read_episodes(paths.dataset("held_out"))
@@ -99,7 +118,7 @@ def main() -> None:
         for name in args.variants:
             root = Path(tmp) / name.replace("+", "plus-")
             shutil.copytree(base, root)
-            params = variant_params(args.params, root, args.seed, VARIANTS[name])
+            params = variant_params(args.params, root, args.seed, VARIANTS[name], args.override)
             t0 = time.perf_counter()
             relabel(params, root)
             seed_everything(params.seed)
@@ -111,7 +130,7 @@ def main() -> None:
             spread = {k: round(float(getattr(returns, k)()), 1) for k in ("min", "mean", "std", "max")}
             info = json.loads((family_paths("reward", root).train / "ranking" / "ensemble.json").read_text())
             print(json.dumps({
-                "variant": name, "settings": {**BASE, **VARIANTS[name]}, "seed": args.seed,
+                "variant": name, "settings": {**BASE, **VARIANTS[name]}, "override": args.override, "seed": args.seed,
                 "spearman": ranking["spearman"], "pearson": ranking["pearson"],
                 "better_spearman": ranking["better_than_demonstrator"]["spearman"],
                 "better_pearson": ranking["better_than_demonstrator"]["pearson"],

@@ -19,19 +19,21 @@ import time
 from pathlib import Path
 
 import torch
-from ranking_objective import dev_params
+from ranking_objective import dev_params, merge
 
 from justask.config import load_params
 
 DEV_EVAL_SEEDS = list(range(900_000_000, 900_000_100))
 
 
-def ask_params(source: Path, root: Path, seed: int, ask: float):
+def ask_params(source: Path, root: Path, seed: int, ask: float, override: dict | None = None):
     def edit(reward: dict) -> None:
         reward["train"]["rounds"]["ask"] = ask
         reward["evaluate"].update(target_quantiles=[ask], gif=False)
+        merge(reward, override or {})
 
     return dev_params(source, root, seed, edit)
+
 
 
 def main() -> None:
@@ -43,6 +45,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
+    ap.add_argument("--override", type=json.loads, default={},
+                    help='changes to the reward family\'s params, e.g. \'{"train": {"ppo": null}}\'')
     ap.add_argument("asks", nargs="*", type=float, default=[1.1, 0.99, 0.9])
     args = ap.parse_args()
     if args.seed == load_params(args.params).seed:
@@ -54,7 +58,7 @@ def main() -> None:
             root = Path(tmp) / f"ask{ask:g}"
             shutil.copytree("data", root / "data")
             (root / "data" / "reward" / "eval_seeds.json").write_text(json.dumps({"seeds": DEV_EVAL_SEEDS}))
-            params = ask_params(args.params, root, args.seed, ask)
+            params = ask_params(args.params, root, args.seed, ask, args.override)
             t0 = time.perf_counter()
             torch.set_grad_enabled(True)  # evaluate turns gradients off for its process
             for stage in (collect, relabel, train):
@@ -62,8 +66,12 @@ def main() -> None:
             metrics = evaluate(params, root)
             key, kind = f"t{ask:g}", next(iter(params.family("reward").train.models))
             print(json.dumps({
-                "ask": ask, "seed": args.seed, "eval_seeds": "DEV_EVAL_SEEDS",
+                "ask": ask, "seed": args.seed, "eval_seeds": "DEV_EVAL_SEEDS", "override": args.override,
                 "demonstrator_score": metrics["policies"]["models"]["demonstrator"]["any"]["score_iqm"],
+                "ranking": {k: metrics["ranking"][k] for k in ("spearman", "pearson", "form")}
+                | {"better_spearman": metrics["ranking"]["better_than_demonstrator"]["spearman"]},
+                "references": {m: metrics["policies"]["models"][m]["any"]["score_iqm"]
+                               for m in ("bc", "oracle-filter", "ppo") if m in metrics["policies"]["models"]},
                 "rounds": [{"round": r["round"], "score_iqm": r[kind][key]["score_iqm"],
                             "ci": [r[kind][key]["score_iqm_lo"], r[kind][key]["score_iqm_hi"]],
                             "vs_demonstrator": r[kind][key]["vs_demonstrator"],

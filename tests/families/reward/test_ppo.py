@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from justask.families.reward.config import PPOConfig
 from justask.families.reward.ppo import LearnedRewardEnv, build_policy, ppo_envs
+from justask.families.reward.ranking import LearnedReward
 from justask.lunar.config import EnvConfig
 
 
@@ -18,9 +19,19 @@ def first_coordinate(obs: np.ndarray) -> np.ndarray:
     return obs[:, 0] * 10.0 + 1.0
 
 
+class FirstCoordinate(LearnedReward):
+    """A learned reward whose net outputs ``first_coordinate``, in either form."""
+
+    def __init__(self, form: str):
+        self.form, self.holds_ask = form, form == "potential"
+
+    def __call__(self, obs):
+        return first_coordinate(obs)
+
+
 def test_ppo_is_paid_the_learned_reward_of_the_state_it_acted_in():
     env = EnvConfig(max_episode_steps=30)  # short episodes, so some end inside the loop
-    venv = LearnedRewardEnv(ppo_envs(env, [11, 12]), first_coordinate)
+    venv = LearnedRewardEnv(ppo_envs(env, [11, 12]), FirstCoordinate("state"))
     obs = venv.reset()
     rng = np.random.default_rng(0)
     ended = 0
@@ -32,6 +43,28 @@ def test_ppo_is_paid_the_learned_reward_of_the_state_it_acted_in():
         obs = next_obs  # an ended env's next reward is its new episode's first state's
     assert ended >= 2 and len(venv.learned_returns) == ended == len(venv.true_returns)
     assert venv.learned_returns != venv.true_returns  # the env's return is kept aside, for the curve only
+
+
+def test_ppo_on_a_potential_is_paid_its_change_and_an_episode_phi_last_minus_phi_first():
+    env = EnvConfig(max_episode_steps=30)
+    venv = LearnedRewardEnv(ppo_envs(env, [11, 12]), FirstCoordinate("potential"))
+    obs = venv.reset()
+    rng = np.random.default_rng(0)
+    episode = [[obs[0]], [obs[1]]]  # each env's stored states of its current episode
+    expected = []
+    for _ in range(70):
+        venv.step_async(rng.integers(0, 4, size=2))
+        next_obs, rewards, dones, infos = venv.step_wait()
+        change = first_coordinate(next_obs) - first_coordinate(obs)
+        assert np.allclose(rewards, np.where(dones, 0.0, change), atol=1e-4)
+        for i in range(2):
+            if dones[i]:  # the episode's learned return, as the data's: Phi(s_{T-1}) - Phi(s_0)
+                expected.append(float(first_coordinate(np.array(episode[i]))[[-1, 0]] @ [1.0, -1.0]))
+                episode[i] = [next_obs[i]]
+            else:
+                episode[i].append(next_obs[i])
+        obs = next_obs
+    assert len(expected) >= 2 and np.allclose(sorted(venv.learned_returns), sorted(expected), atol=1e-3)
 
 
 def test_ppo_envs_are_seeded_once_each_and_reproducibly():

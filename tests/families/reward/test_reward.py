@@ -1,5 +1,6 @@
-"""The reward family (D-REX): ranked snippet pairs, the T-REX loss, a learned reward that ranks,
-learned returns, rollouts that count down with the learned reward, and seeded data stages."""
+"""The reward family (D-REX): ranked snippet pairs, the T-REX loss, a learned reward that ranks
+(per-state or potential form), learned returns, rollouts that count down with the learned reward
+(or hold a potential's ask), and seeded data stages."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from helpers import ROOT
 from justask.config import load_params
 from justask.families.reward.evaluate import reward_correlation
 from justask.families.reward.pairs import Pairs, RankingTable, SnippetPairs, make_pairs
-from justask.families.reward.ranking import LearnedReward, RewardNet
+from justask.families.reward.ranking import LearnedReward, RewardNet, load_reward_net
 from justask.families.reward.train import learned_table, pair_accuracy, ranking_candidate, ranking_spec
 from justask.lunar.asking import ConditionedRollout
 from justask.lunar.config import EnvConfig
@@ -138,6 +139,69 @@ def test_a_per_step_offset_changes_the_loss_only_when_lengths_differ():
     assert abs(losses[1.0][0] - losses[1.0][1]) > 1e-2
 
 
+def test_a_potential_rewards_where_a_snippet_ends_and_ignores_its_length():
+    """``form: potential``: a side's predicted return is Phi(last sampled state) - Phi(first),
+    whatever its stride, so a constant shift of Phi changes no loss, whole episodes included."""
+    table = ranking_table(lengths=(30, 7, 25, 100), noise=(0.0, 0.5, 1.0, 0.5))
+    torch.manual_seed(0)
+    model = RewardNet(ranking_spec(table, 100), hidden=8, layers=1, dropout=0.0, form="potential")
+    batch = SnippetPairs(table, make_pairs(table, np.arange(4), 64, snippet=10, seed=1, whole=0.5),
+                         CPU).windows(torch.arange(64), 1)
+    phi = model(batch["obs"])
+    last = batch["mask"].sum(-1) - 1
+    expected = torch.stack([phi[i, j, last[i, j]] - phi[i, j, 0] for i in range(64) for j in range(2)]).view(64, 2)
+    assert torch.allclose(model.snippet_returns(batch), expected, atol=1e-6)
+    before = model.loss(batch).item()
+    with torch.no_grad():
+        model.body[-1].bias += 3.0
+    assert model.loss(batch).item() == pytest.approx(before, abs=1e-6)
+    with pytest.raises(ValueError, match="unknown reward form"):
+        RewardNet(ranking_spec(table, 100), form="shaped")
+
+
+def test_a_potential_learned_from_noise_ranks_episodes_by_where_they_end():
+    """Noise makes episodes drift further along one hidden direction: ranking by noise alone must
+    find it, and the potential's episode return must order unseen drifts (past the best too),
+    while a per-state reward's episode return grows with length, the potential's does not."""
+    rng = np.random.default_rng(0)
+    noise_levels = np.repeat([0.0, 0.5, 1.0], 8)
+
+    def episode(drift: float, length: int = 40) -> np.ndarray:
+        path = np.linspace(0.0, drift, length)[:, None] * [1.0, 0.0, 0.0]
+        return (path + 0.1 * rng.normal(size=(length, 3))).astype(np.float32)
+
+    table = RankingTable(observations=np.concatenate([episode(-3.0 * e) for e in noise_levels]),
+                         starts=np.arange(0, 40 * 25, 40).astype(np.int64), noise=noise_levels,
+                         split=np.tile([0, 0, 0, 1], 6).astype(np.int8))
+    train = SnippetPairs(table, make_pairs(table, np.flatnonzero(table.split == 0), 600, 10, 0, whole=0.5), CPU)
+    val = SnippetPairs(table, make_pairs(table, np.flatnonzero(table.split == 1), 200, 10, 1, whole=0.5), CPU)
+    hp = {"hidden": 16, "layers": 1, "dropout": 0.0, "lr": 3e-3, "weight_decay": 0.0, "batch_size": 32,
+          "form": "potential"}
+    build, optimisation = ranking_candidate(ranking_spec(table, 40), hp, 300)
+    result = fit(build, train, val, optimisation, Loop(eval_every=50, patience=10, seed=0, device=CPU))
+    reward = LearnedReward([result.model], [1.0])
+    assert reward.form == "potential" and reward.holds_ask and pair_accuracy([result.model], [1.0], val) > 0.9
+    drifts = np.linspace(-4, 1, 9)
+    predicted = [reward.episode_rewards(episode(d)).sum() for d in drifts]
+    assert reward_correlation(drifts, np.array(predicted), demonstrator_return=0.0)["spearman"] > 0.9
+    short, long = episode(0.0, 20), episode(0.0, 200)
+    assert abs(reward.episode_rewards(long).sum() - reward.episode_rewards(short).sum()) < 0.5
+    assert np.array_equal(reward.countdown(long), np.zeros(len(long)))  # a potential's ask is held
+
+
+def test_a_reward_net_checkpoint_keeps_its_form(tmp_path):
+    from justask.training.checkpoints import save_checkpoint
+
+    table = ranking_table()
+    spec = ranking_spec(table, 100)
+    hp = {"hidden": 8, "layers": 1, "dropout": 0.0, "form": "potential"}
+    model = RewardNet(spec, hidden=8, layers=1, dropout=0.0, form="potential")
+    save_checkpoint(tmp_path / "model.pt", "reward", hp, spec, model, {})
+    loaded = load_reward_net(tmp_path / "model.pt")
+    x = torch.as_tensor(table.observations)
+    assert loaded.form == "potential" and torch.equal(loaded(x), model(x))
+
+
 def test_trex_loss_is_bradley_terry_on_summed_rewards():
     table = ranking_table()
     spec = ranking_spec(table, 100)
@@ -182,30 +246,40 @@ def test_ensemble_members_are_scaled_before_averaging():
         LearnedReward([a], [1.0, 2.0])
 
 
+class Double(LearnedReward):
+    """A learned reward whose net outputs twice the first coordinate, in either form."""
+
+    def __init__(self, form: str):
+        self.form, self.holds_ask = form, form == "potential"
+
+    def __call__(self, obs):
+        return 2.0 * np.asarray(obs)[:, 0]
+
+
 def test_learned_returns_replace_every_return_to_go():
     steps = StepTable(observations=np.array([[1.0], [2.0], [3.0], [4.0], [5.0]], np.float32),
                       actions=np.zeros(5, np.int64), rtg=np.zeros(5, np.float32), timesteps=np.array([0, 1, 0, 1, 2]),
                       episode=np.array([0, 0, 1, 1, 1]), starts=np.array([0, 2, 5]), returns=np.zeros(2),
                       split=np.zeros(2, np.int8))
-
-    class Double:
-        def __call__(self, obs):
-            return 2.0 * obs[:, 0]
-
-    table = learned_table(steps, Double())
+    table = learned_table(steps, Double("state"))
     assert table.rtg.tolist() == [6.0, 4.0, 24.0, 18.0, 10.0]
     assert table.returns.tolist() == [6.0, 24.0]
+    # A potential: each episode's return is Phi(last) - Phi(first), held as every step's condition.
+    table = learned_table(steps, Double("potential"))
+    assert table.returns.tolist() == [2.0, 4.0]
+    assert table.rtg.tolist() == [2.0, 2.0, 4.0, 4.0, 4.0]
 
 
 def test_rollouts_count_down_with_the_learned_reward_not_the_env_reward():
     spec = Spec(obs_dim=2, act_dim=2, discrete=True, max_timestep=10, obs_mean=(0.0, 0.0), obs_std=(1.0, 1.0),
                 return_scale=1.0)
     model = build_model("rvs", {"hidden": 4, "layers": 1, "dropout": 0.0}, spec)
-    policy = ConditionedRollout(model, 2, np.array([10.0, 10.0]), CPU, reward_fn=lambda obs: obs[:, 0] + obs[:, 1])
-    policy.start(0, 0), policy.start(1, 1)
-    policy.act(np.array([[1.0, 2.0], [0.5, 0.5]], np.float32), np.array([True, True]))
-    policy.observe(np.array([100.0, 100.0]), np.array([False, False]), np.array([True, True]))
-    assert policy.remaining.tolist() == [7.0, 9.0]
+    for form, remaining in (("state", [6.0, 8.0]), ("potential", [10.0, 10.0])):
+        policy = ConditionedRollout(model, 2, np.array([10.0, 10.0]), CPU, reward_fn=Double(form).countdown)
+        policy.start(0, 0), policy.start(1, 1)
+        policy.act(np.array([[2.0, 2.0], [1.0, 0.5]], np.float32), np.array([True, True]))
+        policy.observe(np.array([100.0, 100.0]), np.array([False, False]), np.array([True, True]))
+        assert policy.remaining.tolist() == remaining  # never the env's 100
 
 
 def test_correlation_on_better_than_demonstrator_trajectories():

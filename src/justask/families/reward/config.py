@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -91,7 +91,12 @@ class RelabelConfig(Strict):
 
 
 class RankingConfig(Strict):
-    """The learned reward r(s): an MLP trained on ranked snippet pairs (T-REX loss)."""
+    """The learned reward: an MLP trained on ranked snippet pairs (T-REX loss), read as a reward
+    r(s) per state (``form: state``, T-REX's) or as a potential Phi(s) whose change is the reward
+    (``form: potential``: an episode's learned return is decided by where it ends, not how long it
+    lasts; :mod:`justask.families.reward.ranking`)."""
+
+    form: Literal["state", "potential"] = "state"
 
     hidden: PosInt = 128
     layers: Annotated[int, Field(ge=1, le=12)] = 2

@@ -46,7 +46,7 @@ from justask.tracking import setup_mlflow
 
 from .asks import learned_folder, policy_folder, quantile_target, round_model
 from .ppo import PPOEvalJob, run_ppo_eval_job
-from .ranking import learned_reward_fn, load_learned_reward
+from .ranking import countdown_fn, load_learned_reward
 from .streams import collect_env_seeds
 
 
@@ -68,7 +68,7 @@ def judge_reward(reward, held: list[dict], behaviours: list[str], demonstrator_r
     """Learned against true return of the held-out episodes (Minari dicts): the correlations of
     :func:`reward_correlation`, per-behaviour means and their Spearman; and the scatter points."""
     true = np.array([float(np.sum(e["rewards"])) for e in held])
-    predicted = np.array([float(reward(e["observations"][:-1]).sum()) for e in held])
+    predicted = np.array([float(reward.episode_rewards(e["observations"][:-1]).sum()) for e in held])
     scatter = pd.DataFrame({"behaviour": behaviours, "true_return": true, "predicted_return": predicted})
     ranking = reward_correlation(true, predicted, demonstrator_return)
     ranking["per_behaviour"] = {
@@ -109,6 +109,7 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     # 1. Learned vs true return on held-out trajectories.
     ranking, scatter = judge_reward(reward, held, held_behaviours, demo_return)
     ranking["val_pair_accuracy"] = round_metric(ensemble["val_pair_accuracy"])
+    ranking["form"] = reward.form
 
     # 2. Policies (every round's) asked for learned returns, and the baselines, on held-out env seeds.
     seeds = held_out_seeds(paths.eval_seeds, ecfg.episodes, collect_env_seeds(params))
@@ -143,7 +144,7 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
                 keys.append((round_model(kind, r), tseed, asks))
                 jobs.append(RolloutJob(ckpt.absolute(), fam.env, tuple(s for _ in asks for s in seeds),
                                        tuple(t for _, t in asks for _ in seeds), ecfg.num_envs, str(device),
-                                       reward=partial(learned_reward_fn, root.absolute())))
+                                       reward=partial(countdown_fn, root.absolute())))
     references = [("bc", 0, paths.collect / "clone" / "model.pt")]
     if fam.train.oracle is not None:
         references += [("oracle-filter", t, paths.run_dir("oracle", "pct_bc", t) / "model.pt") for t in fam.train.seeds]
@@ -210,7 +211,7 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
                                 fam.env, device)
         q, target = asks_by_round[n_rounds][-1]
         gif = record_gif(model, fam.env, target, seeds[0], out / f"{round_model(kind, n_rounds)}-t{q:g}.gif", device,
-                         max_steps=ecfg.gif_max_steps, reward_fn=reward)
+                         max_steps=ecfg.gif_max_steps, reward_fn=reward.countdown)
     _log_mlflow(params, root, metrics, paths, gif)
     print(f"evaluate (reward): learned vs true return on held-out trajectories: Spearman {ranking['spearman']}, "
           f"better-than-demonstrator Spearman {ranking['better_than_demonstrator']['spearman']} "

@@ -8,8 +8,9 @@ env and update, 4 epochs of 64-sample minibatches, gamma 0.999, GAE lambda 0.98,
 and D-REX's budget (1e6 steps per run).
 
 The env's reward never reaches PPO: :class:`LearnedRewardEnv` drops it and hands PPO the learned
-reward of the state each action was taken in, r(s_t), so an episode's PPO return is exactly the
-learned return the ranking ranks and the return-conditioned policies are asked for. The env's
+reward of each step (r(s_t) of the state each action was taken in, or the change of a learned
+potential), so an episode's PPO return is exactly the learned return the ranking ranks and the
+return-conditioned policies are asked for. The env's
 return of each finished episode is kept aside for the learning curve only.
 
 One job per training seed (:class:`PPOJob`, runnable in any process): it writes the policy's
@@ -41,8 +42,9 @@ from .ranking import learned_reward_fn
 
 
 class LearnedRewardEnv(VecEnvWrapper):
-    """A VecEnv whose reward is ``reward(s_t)`` of the observation each action was taken in. The
-    env's own reward is dropped (recorded per finished episode in ``true_returns`` for the curve)."""
+    """A VecEnv whose reward is the learned reward of each step (:meth:`LearnedReward.step_rewards`:
+    r(s_t) of the state the action was taken in, or a potential's change Phi(s_{t+1}) - Phi(s_t)).
+    The env's own reward is dropped (recorded per finished episode in ``true_returns`` for the curve)."""
 
     def __init__(self, venv, reward):
         super().__init__(venv)
@@ -60,7 +62,7 @@ class LearnedRewardEnv(VecEnvWrapper):
 
     def step_wait(self):
         obs, env_rewards, dones, infos = self.venv.step_wait()
-        rewards = np.asarray(self.reward(self._obs), np.float32)
+        rewards = np.asarray(self.reward.step_rewards(self._obs, obs, dones), np.float32)
         self._learned += rewards
         self._true += env_rewards
         for i in np.flatnonzero(dones):

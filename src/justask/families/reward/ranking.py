@@ -1,12 +1,20 @@
-"""A learned reward r(s) trained to rank trajectory snippets (T-REX / D-REX): the net, its
-ensemble as a reward function, its checkpoints, and the learned returns of a step table.
+"""A learned reward trained to rank trajectory snippets (T-REX / D-REX): the net, its ensemble
+as a reward function, its checkpoints, and the learned returns of a step table.
 
 Brown et al., "Extrapolating Beyond Suboptimal Demonstrations via Inverse Reinforcement Learning
 from Observations" (T-REX, 2019) and "Better-than-Demonstrator Imitation Learning via
-Automatically-Ranked Demonstrations" (D-REX, 2019). The predicted return of a snippet is the sum
-of r over its steps; the Bradley-Terry model says P(b preferred to a) = softmax(R_a, R_b)[b], and
-the loss is the cross-entropy against which snippet was ranked higher. A whole-episode side
-(see :mod:`.pairs`) is a strided sample, its summed reward weighted by the stride.
+Automatically-Ranked Demonstrations" (D-REX, 2019). The Bradley-Terry model says P(b preferred
+to a) = softmax(R_a, R_b)[b], and the loss is the cross-entropy against which snippet was ranked
+higher. The net's output is read in one of two forms (``train.ranking.form``):
+
+* ``state`` (T-REX's): a reward r(s) per state; a snippet's predicted return is the sum of r
+  over its steps (a whole-episode side, see :mod:`.pairs`, is a strided sample, its sum weighted
+  by the stride). Its per-step level pays or punishes episode length.
+* ``potential``: a value Phi(s) per state and the reward of a step its change,
+  r_t = Phi(s_{t+1}) - Phi(s_t); a snippet's predicted return telescopes to
+  Phi(last state) - Phi(first state), so length is worth nothing by construction and an episode is
+  judged by where it ends. The last stored step of an episode gets 0: the data do not store the
+  state an episode ends in, so the learned return of an episode is Phi(s_{T-1}) - Phi(s_0).
 """
 
 from __future__ import annotations
@@ -30,12 +38,17 @@ from justask.training.loop import Optimisation
 from .pairs import RankingTable, SnippetPairs
 
 
+FORMS = ("state", "potential")
+
+
 class RewardNet(nn.Module):
     context = 1  # the trainer's window length; a pair batch carries its own snippet length
 
-    def __init__(self, spec, hidden: int = 128, layers: int = 2, dropout: float = 0.0):
+    def __init__(self, spec, hidden: int = 128, layers: int = 2, dropout: float = 0.0, form: str = "state"):
         super().__init__()
-        self.spec = spec
+        if form not in FORMS:
+            raise ValueError(f"unknown reward form {form!r}; expected one of {', '.join(FORMS)}")
+        self.spec, self.form = spec, form
         self.norm = Normalizer(spec)
         dims = [spec.obs_dim] + [hidden] * layers
         blocks: list[nn.Module] = []
@@ -44,34 +57,55 @@ class RewardNet(nn.Module):
         self.body = nn.Sequential(*blocks, nn.Linear(hidden, 1))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Reward of each state: (..., obs_dim) -> (...)."""
+        """Reward r(s) (``state``) or value Phi(s) (``potential``) of each state: (..., obs_dim) -> (...)."""
         return self.body(self.norm.obs(obs)).squeeze(-1)
 
     def snippet_returns(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, 2) predicted returns of the two sides of each pair (padding masked out, each
-        side's sum weighted by its stride)."""
-        return (self(batch["obs"]) * batch["mask"]).sum(-1) * batch["weight"]
+        """(B, 2) predicted returns of the two sides of each pair: ``state``, the summed reward
+        (padding masked out, weighted by the side's stride); ``potential``, Phi of its last
+        sampled state minus Phi of its first."""
+        out = self(batch["obs"])
+        if self.form == "state":
+            return (out * batch["mask"]).sum(-1) * batch["weight"]
+        last = batch["mask"].sum(-1, keepdim=True).long() - 1
+        return out.gather(-1, last).squeeze(-1) - out[..., 0]
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(self.snippet_returns(batch).float(), batch["label"].long())
 
 
-class LearnedReward:
-    """An ensemble of reward nets as a NumPy function of observations.
+def episode_rewards(values: np.ndarray, form: str) -> np.ndarray:
+    """Per-step learned rewards of one episode from the ensemble's outputs on its stored states,
+    in order: the outputs themselves (``state``) or their changes, 0 at the last step (``potential``)."""
+    return values if form == "state" else np.append(np.diff(values), 0.0)
 
-    Each member's output is divided by its own scale (the standard deviation of its per-step
-    rewards on the training data) before averaging, so no member dominates because the ranking
-    loss happened to leave it with larger outputs. Rewards are not centred: a constant shift of r
+
+class LearnedReward:
+    """An ensemble of reward nets (one ``form``) as a NumPy function of observations.
+
+    Each member's output is divided by its own scale (the standard deviation of its outputs on the
+    training data's states) before averaging, so no member dominates because the ranking loss
+    happened to leave it with larger outputs. State rewards are not centred: a constant shift of r
     rewards or punishes episode length, which whole-episode pairs teach and equal-length snippets
-    cannot (see :mod:`.pairs`).
+    cannot (see :mod:`.pairs`); a potential's constant shift changes nothing.
+
+    How policies are asked (``holds_ask``): a state reward's policies read the learned
+    return-to-go, counted down by r of each state acted in (:meth:`countdown`); a potential's
+    read the episode's learned return at every step, held for the whole episode (a potential
+    reward pays for where the episode ends, which no state on the way can count down).
     """
 
     def __init__(self, members: list[RewardNet], scales: list[float], device: torch.device | str = "cpu"):
         if len(members) != len(scales) or not members:
             raise ValueError("need one scale per ensemble member, and at least one member")
+        forms = {m.form for m in members}
+        if len(forms) > 1:
+            raise ValueError(f"ensemble members of different forms {sorted(forms)}")
         self.members = [m.to(device).eval() for m in members]
         self.scales = [float(s) for s in scales]
         self.device = device
+        self.form = forms.pop()
+        self.holds_ask = self.form == "potential"
 
     @torch.no_grad()
     def per_member(self, obs: np.ndarray, batch: int = 65536) -> np.ndarray:
@@ -84,9 +118,26 @@ class LearnedReward:
         return out
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        """(N,) ensemble reward of ``obs`` (N, obs_dim)."""
+        """(N,) ensemble output on ``obs`` (N, obs_dim): r(s) or Phi(s), by ``form``."""
         raw = self.per_member(obs)
         return (raw / np.asarray(self.scales)[:, None]).mean(0)
+
+    def episode_rewards(self, obs: np.ndarray) -> np.ndarray:
+        """(T,) learned reward of each step of one episode, from its stored states in order."""
+        return episode_rewards(self(obs), self.form)
+
+    def step_rewards(self, obs: np.ndarray, next_obs: np.ndarray, ended: np.ndarray) -> np.ndarray:
+        """(N,) learned reward of N parallel envs' steps from ``obs`` to ``next_obs`` (for an
+        ``ended`` env, ``next_obs`` is already its next episode's first state), as in
+        :meth:`episode_rewards`: r(s_t), or Phi(s_{t+1}) - Phi(s_t) and 0 for an episode's last step."""
+        if self.form == "state":
+            return self(obs)
+        return np.where(ended, 0.0, self(next_obs) - self(obs))
+
+    def countdown(self, obs: np.ndarray) -> np.ndarray:
+        """What an ask's remaining target drops by after acting in each of ``obs``: r(s), or 0
+        when the ask is held (``holds_ask``)."""
+        return np.zeros(len(obs)) if self.holds_ask else self(obs)
 
 
 def load_reward_net(path, device: torch.device | str = "cpu") -> RewardNet:
@@ -95,7 +146,8 @@ def load_reward_net(path, device: torch.device | str = "cpu") -> RewardNet:
 
     payload = read_payload(path, device, ("reward",), "reward family's learned reward")
     model = rebuild(path, payload, lambda p: RewardNet(spec_of(p), hidden=p["hp"]["hidden"], layers=p["hp"]["layers"],
-                                                        dropout=p["hp"]["dropout"]), "a reward net")
+                                                        dropout=p["hp"]["dropout"],
+                                                        form=p["hp"].get("form", "state")), "a reward net")
     return model.to(device).eval()
 
 
@@ -126,8 +178,14 @@ def load_learned_reward(root: Path, device: torch.device | str = "cpu") -> tuple
 
 def learned_reward_fn(root: Path, device: str) -> LearnedReward:
     """The learned reward of the run at ``root`` (with ``functools.partial``, a picklable builder
-    for rollout jobs in other processes)."""
+    for jobs in other processes)."""
     return load_learned_reward(root, device)[0]
+
+
+def countdown_fn(root: Path, device: str):
+    """What the asks of the run at ``root`` count down by (:meth:`LearnedReward.countdown`; with
+    ``functools.partial``, a picklable builder for rollout jobs in other processes)."""
+    return learned_reward_fn(root, device).countdown
 
 
 def ranking_spec(table: RankingTable, max_episode_steps: int) -> Spec:
@@ -151,10 +209,13 @@ def pair_accuracy(members: list[RewardNet], scales: list[float], pairs: SnippetP
 
 
 def learned_table(steps: StepTable, reward: LearnedReward) -> StepTable:
-    """``steps`` with return-to-go and episode returns computed from the learned reward."""
-    r = reward(steps.observations)
-    rtg = np.concatenate([returns_to_go(r[a:b]) for a, b in zip(steps.starts[:-1], steps.starts[1:], strict=True)])
-    returns = np.array([r[a:b].sum() for a, b in zip(steps.starts[:-1], steps.starts[1:], strict=True)])
+    """``steps`` with episode returns from the learned reward, and as each step's condition the
+    learned return-to-go or, when the reward holds its asks, the episode's learned return."""
+    values = reward(steps.observations)
+    spans = list(zip(steps.starts[:-1], steps.starts[1:], strict=True))
+    per_episode = [episode_rewards(values[a:b], reward.form) for a, b in spans]
+    returns = np.array([r.sum() for r in per_episode])
+    rtg = np.concatenate([np.full(len(r), r.sum()) if reward.holds_ask else returns_to_go(r) for r in per_episode])
     return StepTable(observations=steps.observations, actions=steps.actions, rtg=rtg.astype(np.float32),
                      timesteps=steps.timesteps, episode=steps.episode, starts=steps.starts, returns=returns,
                      split=steps.split)
@@ -162,5 +223,6 @@ def learned_table(steps: StepTable, reward: LearnedReward) -> StepTable:
 
 def ranking_candidate(spec: Spec, hp: dict, steps: int) -> tuple[partial, Optimisation]:
     """A reward net with ``hp`` fitted for ``steps`` (see :data:`justask.training.tune.Candidate`)."""
-    return (partial(RewardNet, spec, hidden=hp["hidden"], layers=hp["layers"], dropout=hp["dropout"]),
+    return (partial(RewardNet, spec, hidden=hp["hidden"], layers=hp["layers"], dropout=hp["dropout"],
+                    form=hp.get("form", "state")),
             Optimisation(lr=hp["lr"], weight_decay=hp["weight_decay"], batch_size=hp["batch_size"], steps=steps))

@@ -31,7 +31,7 @@ from justask.steps import StepTable, blank_rewards, build_step_table, data_spec
 
 from .asks import learned_folder, policy_folder, quantile_target
 from .clone import CloneJob, run_clone_job
-from .ranking import LearnedReward, learned_reward_fn, learned_table
+from .ranking import LearnedReward, countdown_fn, learned_table
 from .streams import round_stream
 
 
@@ -58,7 +58,7 @@ def round_episodes(params: Params, root: Path, r: int, target: float) -> list:
     at every noise level, in a fixed order (kind, seed, noise)."""
     fam = params.family("reward")
     cfg, paths = fam.collect, family_paths("reward", root)
-    reward = partial(learned_reward_fn, root.absolute())
+    reward = partial(countdown_fn, root.absolute())
     jobs = {}
     for kind in fam.train.models:
         for s in fam.train.seeds:
