@@ -37,7 +37,6 @@ from justask.training.loop import Optimisation
 
 from .pairs import RankingTable, SnippetPairs
 
-
 FORMS = ("state", "potential")
 
 

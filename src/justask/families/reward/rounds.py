@@ -4,10 +4,11 @@ Round r asks each of round r-1's return-conditioned policies (one per kind and t
 more learned return than the data hold (``train.rounds.ask``, a quantile target above 1, see
 :func:`.asks.quantile_target`), rolls it out with the collection's noise schedule
 (``collect.noise``, ``rounds.episodes_per_noise`` episodes per level on env seeds of their own),
-adds those episodes to the data, their env rewards blanked and their returns-to-go computed with
-the learned reward, and refits every policy from scratch on the enlarged data with round 0's
-hyper-parameters. The learned reward is the one the ranking learned and stays fixed. The env's
-reward never reaches training: the rollouts' true returns are only logged, for the report.
+adds those episodes to the data, their env rewards blanked and their conditions computed with
+the learned reward (:func:`.ranking.learned_table`), and refits every policy from scratch on the
+enlarged data with round 0's hyper-parameters. The learned reward is the one the ranking learned
+and stays fixed. The env's reward never reaches training: the rollouts' true returns are only
+logged, for the report.
 
 Round r's data are ``train/round<r>/learned/``, its policies ``train/round<r>/<kind>/seed<k>/``.
 """

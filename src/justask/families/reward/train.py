@@ -2,13 +2,15 @@
 return-conditioned policies on the learned returns. The env's reward is read only by the
 oracle-filter reference (step 5), never by the ranking, the policies or the rounds.
 
-1. **Ranking.** ``train.ranking.ensemble`` reward nets r(s), each fitted with the T-REX loss on the
+1. **Ranking.** ``train.ranking.ensemble`` reward nets (a potential Phi(s) or a reward r(s) per
+   state, ``train.ranking.form``; :mod:`.ranking`), each fitted with the T-REX loss on the
    ranked pairs by the one training loop (optionally Optuna-tuned first), each on its own share of
    the pairs with ``distinct_pairs`` (D-REX: members see different pairs); saved as
    ``ranking/member<k>/model.pt``, with each member's output scale and the validation pair
    accuracy in ``ranking/ensemble.json``.
 2. **Learned returns.** Every step of the noise-injection data gets the ensemble's reward;
-   return-to-go and episode returns follow (``learned/``, a step table like the return family's).
+   episode returns and each step's condition follow (the return-to-go, or for a potential the
+   episode's learned return, held; ``learned/``, a step table like the return family's).
 3. **Policies.** Each model of ``train.models`` (RvS, DT) is fitted on the learned returns, per
    seed, exactly as in the return family (``policies/<model>/seed<k>/model.pt``), and registered
    in the MLflow model registry as ``justask-reward-<model>``.
