@@ -23,6 +23,7 @@ from justask.config import load_params
 from justask.families.reward.asks import quantile_target
 from justask.families.reward.ranking import load_learned_reward
 from justask.lunar.asking import load_for_env, rollout
+from justask.metrics import normalized_score
 from justask.paths import family_paths
 from justask.steps import StepTable
 
@@ -46,7 +47,7 @@ def main() -> None:
             model, _ = load_for_env(paths.run_dir("policies", "rvs", s) / "model.pt", fam.env, cpu)
             returns += [r.ret for r in rollout(model, fam.env, seeds, [target] * len(seeds), 20, cpu,
                                                reward.countdown)]
-        score = 100 * (np.array(returns) - lo) / (hi - lo)
+        score = normalized_score(returns, lo, hi)
         print(json.dumps({"quantile": q, "target": round(target, 3), "form": reward.form,
                           "score_mean": round(float(score.mean()), 1),
                           "score_median": round(float(np.median(score)), 1),
