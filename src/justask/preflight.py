@@ -1,5 +1,6 @@
 """Checks ``justask stage`` runs before a stage's first expensive step: what the stage will need
-from outside the checkout (a device, a database driver, a server named in params) is there.
+from outside the checkout (a device, a database driver, a server named in params) is there, and
+the append-only stores it will write to are whole (torn Optuna journals are cut, :mod:`justask.stores`).
 
 A missing device or driver is deterministic (:class:`~justask.errors.StageFailed`: exit 2, the
 Prefect flow does not retry); a server that does not answer may come back
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import importlib
 import socket
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from justask.config import Params
 from justask.errors import StageFailed
+from justask.stores import repair_journals
 
 TRACKED = ("train", "evaluate")  # stages that log to MLflow and run models on the device
 DRIVERS = {"postgresql": "psycopg2", "mysql": "MySQLdb"}  # SQLAlchemy's default DBAPI per dialect
@@ -26,9 +29,10 @@ class ServiceUnreachable(RuntimeError):
     """A server named in params does not answer (transient: exit 1); the message names it and how to start it."""
 
 
-def preflight(stage: str, family: str, params: Params, timeout: float = 5.0) -> None:
+def preflight(stage: str, family: str, params: Params, timeout: float = 5.0, root: Path = Path(".")) -> None:
     """Raise :class:`StageFailed` or :class:`ServiceUnreachable` if ``stage`` of ``family`` would
-    fail for want of something outside the checkout."""
+    fail for want of something outside the checkout; repair torn journals before a train stage
+    (run it holding the stage lock: the repair rewrites files other writers append to)."""
     train = getattr(params.family(family), "train", None)
     if stage in TRACKED and train is not None and getattr(train, "device", None) == "cuda":
         import torch
@@ -47,6 +51,9 @@ def preflight(stage: str, family: str, params: Params, timeout: float = 5.0) -> 
         _driver(storage, family)
         _answers(storage, "the Optuna storage (train.tune.storage)", timeout,
                  "start the database server, or set train.tune.storage to journal to tune on this machine")
+    if stage == "train":
+        for repair in repair_journals(root / "artifacts" / "optuna", f"{family}-"):  # this family's: its lock
+            print(f"train ({family}): {repair.describe()}")
     if params.scale.executor == "dask" and params.scale.dask_address:
         _answers(params.scale.dask_address, "the Dask scheduler (scale.dask_address)", timeout,
                  f"start it (`dask scheduler --port {_port(params.scale.dask_address)}`, then `dask worker "

@@ -1,10 +1,12 @@
 """Optuna studies through the real ``tune()`` on a tiny RvS model and a small synthetic table:
-two worker processes share one study, a killed study resumes without repeating trials, and a
-trial whose loss turns NaN is recorded FAIL while the study goes on."""
+two worker processes share one study, a killed study resumes without repeating trials, a
+trial whose loss turns NaN is recorded FAIL while the study goes on, and a journal torn by a
+kill mid-write is repaired (justask.stores) with every finished trial kept."""
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal
 import subprocess
@@ -21,6 +23,7 @@ from optuna.trial import TrialState
 from justask import models
 from justask.settings import FitConfig, TrackingConfig, TuneConfig
 from justask.steps import Steps, build_step_table, data_spec
+from justask.stores import repair_journal
 from justask.tracking import setup_mlflow
 from justask.training.resume import data_digest
 from justask.training.tune import storage_for, study_name, tune
@@ -133,6 +136,48 @@ def test_nan_trial_fails_and_study_goes_on(tmp_path):
     assert first.params["lr"] == 1e30 and first.state == TrialState.FAIL
     assert len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) == 3
     assert best["lr"] != 1e30 and np.isfinite(study.best_value)
+
+
+def _tear(journal: Path, keep: int = 25) -> bytes:
+    """Cut the journal's last record after ``keep`` bytes, as a kill mid-write would; returns the lost part."""
+    data = journal.read_bytes()
+    start = data.rstrip(b"\n").rfind(b"\n") + 1
+    journal.write_bytes(data[:start + keep])
+    return data[start + keep:]
+
+
+@pytest.mark.timeout(240)
+def test_a_torn_journal_breaks_optuna_and_the_repair_keeps_every_finished_trial(tmp_path):
+    steps = 100
+    storage = tmp_path / "optuna" / "study"
+    journal = storage.with_suffix(".journal")
+    run_study(storage, n_trials=2, trial_steps=steps)
+    _tear(journal)
+    whole = journal.read_bytes()
+
+    # Without the repair (what happened before): the next study appends after the torn record,
+    # and from then on every read of the journal fails.
+    broken = tmp_path / "broken" / "study"
+    broken.parent.mkdir()
+    broken.with_suffix(".journal").write_bytes(whole)
+    with pytest.raises((ValueError, json.JSONDecodeError)):
+        run_study(broken, n_trials=3, trial_steps=steps)
+        run_study(broken, n_trials=4, trial_steps=steps)
+
+    records = whole.count(b"\n")
+    repair = repair_journal(journal)
+    assert repair is not None and repair.records == records and repair.cut == 25
+    assert journal.read_bytes() == whole[:whole.rfind(b"\n") + 1]
+    assert repair.kept_at.read_bytes() == whole[whole.rfind(b"\n") + 1:] + b"\n"
+    assert str(journal) in repair.describe() and "every finished trial" in repair.describe()
+    finished = {t.number: t.params for t in _done(_study(storage, steps))}
+
+    _, study = run_study(storage, n_trials=3, trial_steps=steps)
+    done = _done(study)
+    assert len(done) == 3 and {t.number: t.params for t in done if t.number in finished} == finished
+    assert len(set(_params(done))) == len(done)
+    assert repair_journal(journal) is None, "a repaired journal Optuna appended to is whole"
+
 
 
 if __name__ == "__main__":  # the study process test_killed_study_resumes_... kills midway
