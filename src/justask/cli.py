@@ -197,6 +197,42 @@ def report(
 
 
 @app.command()
+def gate(
+    base: Path = typer.Argument(..., help="the base branch's metrics folder (its metrics/<family>.json)"),
+    pr: Path = typer.Argument(Path("metrics"), help="the pull request's metrics folder"),
+    out: Path = typer.Option(None, help="also write the table as markdown here (e.g. for a PR comment)"),
+) -> None:
+    """Compare two runs' metrics on the same profile: exit 1 if any figure got worse beyond its
+    95% CI (the pull request's interval wholly below the base's), listing every change."""
+    from justask.gate import compare, read_metrics
+    from justask.io import write_text
+
+    try:
+        sides = [read_metrics(folder) for folder in (base, pr)]
+    except ValueError as e:
+        fail("cannot compare", e)
+    for folder, side in zip((base, pr), sides, strict=True):
+        if not side:
+            fail("cannot compare", f"{folder}: no metrics/<family>.json with confidence intervals; run the "
+                 "pipeline there first (`dvc repro`)")
+    changes = [c for c in compare(*sides) if c.kind != "same"]
+    worse = [c for c in changes if c.kind == "worse"]
+    fmt = lambda f: "" if f is None else f"{f.value:.3g} [{f.lo:.3g}, {f.hi:.3g}]"  # noqa: E731
+    rows = ["| figure | base | pull request | change |", "|---|---|---|---|"]
+    rows += [f"| {c.path} | {fmt(c.base)} | {fmt(c.pr)} | {'**worse**' if c.kind == 'worse' else c.kind} |"
+             for c in changes]
+    same = len(compare(*sides)) - len(changes)
+    verdict = (f"{len(worse)} figure(s) worse beyond their 95% CI" if worse else
+               "no figure worse beyond its 95% CI") + f"; {same} identical, {len(changes) - len(worse)} other changes"
+    text = "\n".join([verdict, "", *rows]) if changes else verdict
+    if out is not None:
+        write_text(out, text + "\n")
+    console.print(text, markup=False)
+    if worse:
+        raise typer.Exit(1)
+
+
+@app.command()
 def bench(
     out: Path = typer.Option(Path("benchmarks/results/latest.json"), help="where to write the JSON report"),
     quick: bool = typer.Option(False, help="seconds-long smoke run with tiny sizes (figures mean little)"),
@@ -206,6 +242,10 @@ def bench(
     repeats: int = typer.Option(None, min=1, help="timed repeats per figure, median reported (default 3; quick 1)"),
     profile: bool = typer.Option(False, help="py-spy profile each missed target into benchmarks/profiles/"),
     params: Path = typer.Option(Path("profiles/default.yaml"), help="parameters whose sizes are measured"),
+    data_scale: int = typer.Option(1, min=1, help="section e: peak memory of every stage at the params' data "
+                                                  "sizes and at this many times them (compute cut); 1: the "
+                                                  "test-profile stages"),
+    families: str = typer.Option(None, help="section e at --data-scale: these families only, comma-separated"),
 ) -> None:
     """Measure throughput and overheads against their targets; print a table and write a JSON."""
     from justask.bench import SECTIONS, Settings, figures_markdown, figures_table, run_bench, write_report
@@ -218,8 +258,15 @@ def bench(
                           f"pick from {', '.join(f'{k} ({v})' for k, v in SECTIONS.items())}")
         raise typer.Exit(2)
     cfg = load_params_or_fail(params)
+    chosen_families = [f.strip() for f in families.split(",") if f.strip()] if families else None
+    strange = [f for f in chosen_families or [] if f not in cfg.families]
+    if strange:
+        err_console.print(f"[red]--families {families!r}[/]: {', '.join(strange)} not configured in {params}; "
+                          f"pick from {', '.join(cfg.families)}")
+        raise typer.Exit(2)
     settings = Settings(params=cfg, params_path=params, root=Path("."), workers=workers, quick=quick,
-                        repeats=repeats or (1 if quick else 3), log=lambda m: err_console.print(m, style="dim"))
+                        repeats=repeats or (1 if quick else 3), log=lambda m: err_console.print(m, style="dim"),
+                        data_scale=data_scale, families=chosen_families)
     report = run_bench(settings, chosen)
     if profile:
         from justask.bench.profiling import profile_missed

@@ -56,9 +56,12 @@ def test_workflows_run_make_and_compare_metrics():
     steps = [s for job in ci["jobs"].values() for s in job["steps"]]
     assert any("make test" in s.get("run", "") for s in steps)
     pr = (ROOT / ".github/workflows/pr-eval.yml").read_text()
-    for needle in ("fetch-depth: 0", "justask profile test", "dvc repro", "dvc metrics diff",
+    for needle in ("fetch-depth: 0", "justask profile pr", "dvc repro", "dvc metrics diff", "justask gate",
                    "GITHUB_STEP_SUMMARY", "pull-requests: write"):
         assert needle in pr, needle
+    jobs = yaml.safe_load(pr)["jobs"]
+    steps = [s.get("name", "") for job in jobs.values() for s in job["steps"]]
+    assert steps[-1] == "fail on a regression" and steps.index("comment on the PR") < len(steps) - 1
 
 
 def test_ci_run_calls_make_test():

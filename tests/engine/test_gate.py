@@ -1,0 +1,128 @@
+"""`justask gate`, the pull-request check: a figure whose interval falls wholly below the base's
+fails it (exit 1, named), identical metrics and changes inside the CIs pass, both CI forms are
+read, and a folder without metrics is refused with exit 2. The committed default-profile metrics
+are the fixtures: the gate must read every CI they hold."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import ROOT
+from justask.gate import compare, figures, read_metrics
+
+JUSTASK = str(Path(sys.executable).parent / "justask")
+DT = ("datasets", "medium-expert", "models", "dt", "t0.9")
+
+
+def gate(base: Path, pr: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([JUSTASK, "gate", str(base), str(pr), *extra], capture_output=True, text=True, timeout=60,
+                          env={"COLUMNS": "300", "PATH": str(Path(sys.executable).parent)})
+
+
+@pytest.fixture
+def sides(tmp_path) -> tuple[Path, Path]:
+    base, pr = tmp_path / "base", tmp_path / "pr"
+    for side in (base, pr):
+        side.mkdir()
+        for family in ("return", "reward", "language"):
+            shutil.copy(ROOT / "metrics" / f"{family}.json", side / f"{family}.json")
+    return base, pr
+
+
+def edit(folder: Path, family: str, change) -> None:
+    path = folder / f"{family}.json"
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_every_committed_figure_with_a_ci_is_read():
+    found = read_metrics(ROOT / "metrics")
+    families = {path.split(":")[0] for path in found}
+    assert families == {"return", "reward", "language"}
+    assert "return: " + "/".join(DT) + "/score_iqm" in found
+    assert any(p.startswith("language: models/") and p.endswith("/success") for p in found)
+    assert all(f.lo <= f.value <= f.hi for f in found.values()), "a figure outside its own CI"
+
+
+def test_identical_metrics_pass(sides):
+    proc = gate(*sides)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "no figure worse" in proc.stdout and " 0 other changes" in proc.stdout
+
+
+def test_a_halved_dt_score_fails_the_gate_and_is_named(sides, tmp_path):
+    base, pr = sides
+
+    def halve(data):
+        cell = data
+        for key in DT:
+            cell = cell[key]
+        for k in ("score_iqm", "score_iqm_lo", "score_iqm_hi"):
+            cell[k] /= 2
+
+    edit(pr, "return", halve)
+    proc = gate(base, pr, "--out", str(tmp_path / "gate.md"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 figure(s) worse" in proc.stdout and "/".join(DT) + "/score_iqm" in proc.stdout
+    assert "**worse**" in (tmp_path / "gate.md").read_text()
+
+
+def test_a_change_inside_the_ci_and_an_improvement_pass(sides):
+    base, pr = sides
+
+    def nudge(data):
+        cell = data
+        for key in DT:
+            cell = cell[key]
+        cell["score_iqm"] = (cell["score_iqm"] + cell["score_iqm_lo"]) / 2
+
+    def better(data):
+        model = next(iter(data["models"].values()))["seen"]
+        model["success"], model["ci"] = 1.0, [0.99, 1.0]
+
+    edit(pr, "return", nudge)
+    edit(pr, "language", better)
+    proc = gate(base, pr)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "within CI" in proc.stdout and "better" in proc.stdout
+
+
+def test_a_language_success_rate_below_its_ci_fails(sides):
+    base, pr = sides
+
+    def worse(data):
+        model = next(iter(data["models"].values()))["seen"]
+        model["success"], model["ci"] = 0.0, [0.0, 0.01]
+
+    edit(pr, "language", worse)
+    assert gate(base, pr).returncode == 1
+
+
+def test_figures_walks_both_forms_and_compare_marks_new_and_gone():
+    a = {"m": {"score_iqm": 5.0, "score_iqm_lo": 4.0, "score_iqm_hi": 6.0}, "x": {"success": 0.5, "ci": [0.4, 0.6]}}
+    b = copy.deepcopy(a)
+    del b["x"]
+    b["y"] = {"return_iqm": 1.0, "return_iqm_lo": 0.0, "return_iqm_hi": 2.0}
+    fa = {f.path: f for f in figures(a)}
+    fb = {f.path: f for f in figures(b)}
+    assert set(fa) == {"m/score_iqm", "x/success"}
+    kinds = {c.path: c.kind for c in compare(fa, fb)}
+    assert kinds == {"m/score_iqm": "same", "x/success": "gone", "y/return_iqm": "new"}
+
+
+def test_a_folder_without_metrics_is_refused(tmp_path, sides):
+    (tmp_path / "empty").mkdir()
+    proc = gate(tmp_path / "empty", sides[1])
+    assert proc.returncode == 2 and "no metrics/<family>.json" in proc.stderr.replace("\n", " ")
+    assert "Traceback" not in proc.stderr
+    (sides[1] / "return.json").write_text("{torn")
+    proc = gate(sides[0], sides[1])
+    assert proc.returncode == 2 and "return.json: not a metrics JSON" in proc.stderr.replace("\n", " ")
