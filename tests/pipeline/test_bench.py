@@ -135,3 +135,34 @@ def test_bad_section_is_refused() -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "unknown" in proc.stderr and "x" in proc.stderr
+
+
+def test_the_memory_profile_scales_every_episode_count_and_only_those(tmp_path: Path) -> None:
+    """Section e at --data-scale: the scaled params pass the schema; every episode count of each
+    family's collect is multiplied, nothing else there changes; compute is cut (one seed, no
+    tuning, fits of one evaluation's length, no PPO)."""
+    import yaml
+
+    from justask.bench.orchestration import scaled_profile
+
+    cfg = yaml.safe_load(BENCH_PARAMS.read_text())
+    scaled = scaled_profile(cfg, 10, ["return", "reward"])
+    assert list(scaled["families"]) == ["return", "reward"]
+    ret, rew = scaled["families"]["return"], scaled["families"]["reward"]
+    expert = cfg["families"]["return"]["collect"]["datasets"]["medium-expert"][0]["episodes"]
+    assert ret["collect"]["datasets"]["medium-expert"][0]["episodes"] == 10 * expert
+    assert rew["collect"]["demos"] == 10 * cfg["families"]["reward"]["collect"]["demos"]
+    assert rew["collect"]["episodes_per_noise"] == 10 * cfg["families"]["reward"]["collect"]["episodes_per_noise"]
+    assert rew["collect"]["noise"] == cfg["families"]["reward"]["collect"]["noise"]
+    assert rew["collect"]["clone"] == cfg["families"]["reward"]["collect"]["clone"], "the clone is a fit, not data"
+    assert ret["train"]["seeds"] == [0] and ret["train"]["tune"]["n_trials"] == 0 and rew["train"]["ppo"] is None
+    assert {m["steps"] for m in ret["train"]["models"].values()} == {ret["train"]["eval_every"]}
+    assert ret["relabel"] == cfg["families"]["return"]["relabel"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(scaled))
+    assert list(load_params(tmp_path / "params.yaml").families) == ["return", "reward"]
+
+
+def test_an_unknown_family_for_the_memory_profile_is_refused() -> None:
+    proc = subprocess.run([str(Path(sys.executable).parent / "justask"), "bench", "--sections", "e", "--data-scale",
+                           "10", "--families", "return,nope"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "nope not configured" in proc.stderr and "Traceback" not in proc.stderr

@@ -64,6 +64,8 @@ class Settings:
     quick: bool
     repeats: int
     log: Callable[[str], None] = print
+    data_scale: int = 1  # section e at this many times the params' data (orchestration.memory_costs)
+    families: list[str] | None = None  # section e at scale: these families only (None: all configured)
 
     def workers_for(self, configured: int) -> int:
         return self.workers or configured

@@ -1,5 +1,13 @@
 """Sections d (orchestration overhead) and e (peak memory per stage).
 
+With ``data_scale`` (``justask bench --sections e --data-scale 10``), section e instead measures
+memory at scale: in a fresh copy, every stage of each measured family runs directly on the
+benchmarked params (the default profile) twice, with its data sizes as configured and multiplied
+by ``data_scale`` (:func:`scaled_profile`: every episode count in a family's ``collect``; compute
+cut to one training seed, no tuning, one evaluation's worth of steps per fit, no PPO, since memory
+follows data, not steps). Each stage's peak RSS is reported beside its data sizes at both scales,
+and how many MiB of memory each extra MiB of its input data costs.
+
 Start-up costs are measured directly, each in a fresh interpreter (as every DVC stage is one):
 the CLI, each stage's imports, MLflow set-up plus one run (fresh and existing SQLite), a GE
 context + suite on a tiny step table, a trivial Prefect flow on the ephemeral API (first start
@@ -227,13 +235,105 @@ def pipeline_costs(settings: Settings, tmp: Path, env: dict) -> dict:
             "stages_direct_s": direct, "dvc_own_s": max(0.0, full_s - direct), "stages": stages}
 
 
+DATA_KEYS = ("episodes", "demos", "episodes_per_noise", "reference_episodes", "rating_episodes")
+
+
+def _scale_counts(node, factor: int):
+    """``node`` with every integer under one of :data:`DATA_KEYS` multiplied by ``factor``."""
+    if isinstance(node, dict):
+        return {k: v * factor if k in DATA_KEYS and isinstance(v, int) and not isinstance(v, bool)
+                else _scale_counts(v, factor) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_scale_counts(v, factor) for v in node]
+    return node
+
+
+def _cut_steps(node, steps: int):
+    """``node`` with every ``steps`` (a fit's length) at most ``steps``."""
+    if isinstance(node, dict):
+        return {k: min(v, steps) if k == "steps" and isinstance(v, int) else _cut_steps(v, steps)
+                for k, v in node.items()}
+    return node
+
+
+def scaled_profile(cfg: dict, factor: int, families: list[str]) -> dict:
+    """The params ``cfg`` (a YAML dict) for a memory measurement: only ``families``, each one's
+    episode counts times ``factor``, its compute cut to what still touches all its data."""
+    out = {**cfg, "families": {}}
+    for name in families:
+        fam = dict(cfg["families"][name])
+        fam["collect"] = _scale_counts(fam["collect"], factor)
+        train = dict(fam["train"])
+        train["seeds"] = train["seeds"][:1]
+        train["tune"] = {**train["tune"], "n_trials": 0}
+        if "ppo" in train:
+            train["ppo"] = None
+        if "rounds" in train:
+            train["rounds"] = {**train["rounds"], "rounds": 1}
+        fam["train"] = _cut_steps(train, train["eval_every"])
+        fam["evaluate"] = {**fam["evaluate"], "gif": False} if "gif" in fam["evaluate"] else fam["evaluate"]
+        out["families"][name] = fam
+    return out
+
+
+def memory_costs(settings: Settings, tmp: Path, env: dict, factor: int, families: list[str]) -> dict:
+    """Each stage of ``families`` run directly at the configured data sizes and at ``factor`` times
+    them (:func:`scaled_profile`), each in its own fresh copy: wall time, peak RSS, data sizes."""
+    import yaml
+
+    from justask.config import load_params
+
+    cfg = yaml.safe_load(settings.params_path.read_text())
+    out: dict = {"data_scale": factor, "families": families, "stages": {}}
+    for scale in (1, factor):
+        log = tmp / f"memory-{scale}.log"
+        repo = copy_workspace(settings.root.absolute(), tmp / f"memory-{scale}", env, log)
+        (repo / "params.yaml").write_text(yaml.safe_dump(scaled_profile(cfg, scale, families), sort_keys=False))
+        load_params(repo / "params.yaml")  # the scaled params pass the schema before anything runs
+        for fam in families:
+            for stage in STAGES:
+                settings.log(f"bench e: justask stage {stage} {fam} at {scale}x the data")
+                wall, rss, _ = run_measured([str(BIN / "justask"), "stage", stage, fam], repo, env, log)
+                data_in, data_out = stage_data(repo, fam, stage)
+                out["stages"].setdefault(f"{stage}@{fam}", {})[f"x{scale}"] = {
+                    "wall_s": round(wall, 1), "peak_rss_mib": round(rss, 1), "input_mib": round(data_in, 2),
+                    "output_mib": round(data_out, 2)}
+        shutil.rmtree(repo, ignore_errors=True)
+    for s in out["stages"].values():
+        one, many = s["x1"], s[f"x{factor}"]
+        grown = many["input_mib"] - one["input_mib"]
+        s["rss_mib_per_input_mib"] = round((many["peak_rss_mib"] - one["peak_rss_mib"]) / grown, 2) \
+            if grown > 0.5 else None
+    return out
+
+
+def memory_figures(memory: dict) -> list[Figure]:
+    k = memory["data_scale"]
+    figures = []
+    for name, s in memory["stages"].items():
+        one, many = s["x1"], s[f"x{k}"]
+        slope = s["rss_mib_per_input_mib"]
+        figures.append(Figure(
+            "e", f"peak RSS {name} at {k}x data", many["peak_rss_mib"], "MiB",
+            note=f"1x: {one['peak_rss_mib']:.0f} MiB; data in {one['input_mib']:.1f} -> {many['input_mib']:.1f} MiB, "
+                 f"out {one['output_mib']:.1f} -> {many['output_mib']:.1f} MiB"
+                 + ("" if slope is None else f"; {slope:.2f} MiB of memory per extra MiB of input")))
+    return figures
+
+
 def run(settings: Settings, with_d: bool, with_e: bool) -> tuple[list[Figure], dict]:
     figures: list[Figure] = []
     details: dict = {}
     with tempfile.TemporaryDirectory(prefix="justask-bench-") as t:
         tmp = Path(t)
         env = bench_env(tmp)
-        pipe = None if settings.quick else pipeline_costs(settings, tmp, env)
+        if with_e and settings.data_scale > 1:
+            memory = memory_costs(settings, tmp, env, settings.data_scale,
+                                  settings.families or list(settings.params.families))
+            details["memory_at_scale"] = memory
+            figures += memory_figures(memory)
+            with_e = False
+        pipe = None if settings.quick or not (with_d or with_e) else pipeline_costs(settings, tmp, env)
         if with_d:
             settings.log("bench d: start-up probes")
             start = startup_costs(settings, tmp, env)
