@@ -35,3 +35,18 @@ def check_outputs(repo: Path) -> None:
     shown = run([str(BIN / "justask"), "results", "return"], repo).stdout
     assert all(d in shown for d in params.collect.datasets) and "rvs" in shown
     assert "top skill" in shown and "end of training (last)" in shown
+
+    # Ask from the command line: a score for the DT, the top skill for the skill model, on env
+    # seeds that are not evaluation seeds; what cannot be asked gets exit 2 and the fix.
+    ask = [str(BIN / "justask"), "ask", "return"]
+    flat = lambda text: " ".join(text.split())  # noqa: E731 (rich wraps long lines)
+    dataset = next(iter(params.collect.datasets))
+    done = flat(run([*ask, "--score", "100", "--episodes", "2"], repo).stdout)
+    assert f"dt of {dataset} (training seed 0) asked for score 100 (return" in done
+    assert "mean over 2 episodes" in done
+    assert "asked for skill 1" in flat(run([*ask, "--model", "skill", "--episodes", "1"], repo).stdout)
+    unknown = run([*ask, "--dataset", "nope"], repo, check=False)
+    assert unknown.returncode == 2 and "configured: " + ", ".join(params.collect.datasets) in flat(unknown.stderr)
+    frozen = json.loads((repo / "data" / "return" / "eval_seeds.json").read_text())["seeds"][0]
+    reused = run([*ask, "--seed", str(frozen), "--episodes", "1"], repo, check=False)
+    assert reused.returncode == 2 and "are evaluation seeds" in flat(reused.stderr)

@@ -35,3 +35,13 @@ def check_outputs(repo: Path) -> None:
     shown = run([str(BIN / "justask"), "results", "reward"], repo).stdout
     assert "Spearman" in shown and "demonstrator" in shown and "improvement rounds" in shown
     assert "what each route cost in env steps" in shown and "ppo" in shown
+
+    # Ask from the command line for more learned return than the data hold, from the last round.
+    ask = [str(BIN / "justask"), "ask", "reward"]
+    flat = lambda text: " ".join(text.split())  # noqa: E731 (rich wraps long lines)
+    done = flat(run([*ask, "--round", str(rounds), "--episodes", "2"], repo).stdout)
+    assert f"rvs of round {rounds} (training seed 0) asked for learned return" in done
+    assert f"(quantile 1.1 of round {rounds}'s data)" in done
+    assert "learned return" in done and "mean over 2 episodes" in done
+    beyond = run([*ask, "--round", str(rounds + 1)], repo, check=False)
+    assert beyond.returncode == 2 and f"the rounds trained are 0 to {rounds}" in flat(beyond.stderr)

@@ -16,4 +16,5 @@ FAMILY = Family(
     models={"bc": "behaviour cloning (MLP)", "pct_bc": "BC on the top episodes by return",
             "rvs": "RvS MLP on (state, return-to-go)", "dt": "Decision Transformer over (R, s[, a]) tokens",
             "skill": "MLP on (state, behaviour's skill rank), asked for the top skill"},
+    ask=True,
 )

@@ -14,4 +14,5 @@ FAMILY = Family(
     config=RewardConfig,
     models={"reward": "ranking ensemble r(s) (T-REX loss)", "rvs": "RvS MLP on learned return-to-go",
             "dt": "Decision Transformer on learned return-to-go", "bc": "BC clone of the demonstrator"},
+    ask=True,
 )
