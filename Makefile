@@ -37,7 +37,7 @@ export DO_NOT_TRACK ?= 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 
-.PHONY: help venv run run-locked test lint clean
+.PHONY: help venv run run-locked test lint clean pr-metrics
 
 help:
 	@sed -n '3,9p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
@@ -100,6 +100,18 @@ run-locked:
 	fi; \
 	echo "wall time per stage (skipped stages take about a second):$$summary"
 	@for fam in $(or $(FAMILIES),$$(justask families --names)); do justask results "$$fam"; done
+
+# The pr profile's metrics pull requests are gated against (.github/workflows/pr-eval.yml): the
+# pr profile run on HEAD in a scratch clone (this checkout's outputs stay as they are), its metrics
+# copied to metrics/pr/. Commit them with the change that moved them.
+pr-metrics: venv
+	@d="$$(mktemp -d)"; trap 'rm -rf "$$d"' EXIT; \
+	git clone -q . "$$d/repo"; \
+	cd "$$d/repo"; export PYTHONPATH="$$d/repo/src"; \
+	dvc pull -q data.dvc; justask profile pr; dvc repro; \
+	cd "$(CURDIR)"; mkdir -p metrics/pr; \
+	for fam in $$(cd "$$d/repo" && justask families --names); do cp "$$d/repo/metrics/$$fam.json" metrics/pr/; done; \
+	echo "metrics/pr/ <- the pr profile's metrics of $$(git rev-parse --short HEAD)"
 
 test: venv data
 	pytest $(PYTEST_ARGS)
