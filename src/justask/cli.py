@@ -26,7 +26,10 @@ ask_app = typer.Typer(no_args_is_help=True, help="Ask a trained model of a famil
 app.add_typer(ask_app, name="ask")
 for _family in families().values():
     if _family.ask:
-        ask_app.command(_family.name)(_family.module("ask").command)
+        _ask = _family.module("ask")
+        _examples = getattr(_ask, "EXAMPLES", ())  # shown under --help, one per line
+        ask_app.command(_family.name, epilog="\b\nExamples:\n" + "\n".join(f"  {e}" for e in _examples)
+                        if _examples else None)(_ask.command)
 
 StageName = Enum("StageName", {s: s for s in STAGES}, type=str)
 
@@ -215,13 +218,14 @@ def gate(
         if not side:
             fail("cannot compare", f"{folder}: no metrics/<family>.json with confidence intervals; run the "
                  "pipeline there first (`dvc repro`)")
-    changes = [c for c in compare(*sides) if c.kind != "same"]
+    every = compare(*sides)
+    changes = [c for c in every if c.kind != "same"]
     worse = [c for c in changes if c.kind == "worse"]
     fmt = lambda f: "" if f is None else f"{f.value:.3g} [{f.lo:.3g}, {f.hi:.3g}]"  # noqa: E731
     rows = ["| figure | base | pull request | change |", "|---|---|---|---|"]
     rows += [f"| {c.path} | {fmt(c.base)} | {fmt(c.pr)} | {'**worse**' if c.kind == 'worse' else c.kind} |"
              for c in changes]
-    same = len(compare(*sides)) - len(changes)
+    same = len(every) - len(changes)
     verdict = (f"{len(worse)} figure(s) worse beyond their 95% CI" if worse else
                "no figure worse beyond its 95% CI") + f"; {same} identical, {len(changes) - len(worse)} other changes"
     text = "\n".join([verdict, "", *rows]) if changes else verdict

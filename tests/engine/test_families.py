@@ -34,7 +34,16 @@ def test_the_family_provides_its_stages_report_plot_and_schema(name):
     plot = json.loads((ROOT / "src" / "justask" / "families" / name / "plot.json").read_text())
     assert plot["data"]["values"] == "<DVC_METRIC_DATA>"  # what dvc plots fills in
     if fam.ask:
-        assert callable(fam.module("ask").command)
+        ask = fam.module("ask")
+        assert callable(ask.command)
+        # `justask ask <name> --help` shows examples of the family's own command
+        assert ask.EXAMPLES and all(e.startswith(f"justask ask {name}") for e in ask.EXAMPLES)
+        from typer.testing import CliRunner
+
+        from justask.cli import app
+
+        shown = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["ask", name, "--help"]).output
+        assert "Examples:" in shown and all(e.split("#")[0].strip() in shown for e in ask.EXAMPLES), shown
     else:
         assert not (ROOT / "src" / "justask" / "families" / name / "ask.py").exists()
 

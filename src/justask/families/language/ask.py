@@ -136,6 +136,13 @@ def ask_language(text: str, params: Params, root: Path = Path("."), *, model: st
                      result["length"], path)
 
 
+EXAMPLES = (
+    'justask ask language "pick up the purple key"                                 # judged by the verifier',
+    'justask ask language "fetch the purple key" --means "pick up the purple key"  # free wording',
+    'justask ask language "go to the red ball" --model relabeled-word-factored --level BabyAI-GoToLocal-v0',
+)
+
+
 def command(
     text: str = typer.Argument(..., help='what to ask for, e.g. "pick up the purple key"'),
     model: str = typer.Option(None, help="trained model (default: the first of families.language.train.models)"),

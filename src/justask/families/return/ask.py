@@ -69,6 +69,13 @@ def ask_return(params, root: Path = Path("."), *, score: float = 100.0, skill: f
     return f"{model} of {dataset} (training seed {train_seed}) asked for {what}", asked
 
 
+EXAMPLES = (
+    "justask ask return --score 100                      # the first dataset's DT, asked for the expert's score",
+    "justask ask return --score 60 --dataset mixed --model rvs --episodes 10",
+    "justask ask return --model skill --skill 1 --dataset rare-expert   # the skill model, top-rated behaviour",
+)
+
+
 def command(
     score: float = typer.Option(100.0, help="normalized score to ask for: 0 random, 100 the expert (RvS, DT)"),
     skill: float = typer.Option(1.0, help="skill rank to ask for, in [0, 1] (the skill model)"),

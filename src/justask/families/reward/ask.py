@@ -73,6 +73,13 @@ def ask_reward(params, root: Path = Path("."), *, quantile: float = 1.1, learned
     return f"{model} of round {round_} (training seed {train_seed}) asked for {what}", asked
 
 
+EXAMPLES = (
+    "justask ask reward                              # round 0's policy, quantile 1.1 of its data's learned returns",
+    "justask ask reward --quantile 0.99 --round 3    # the last round's policy, inside its data's range",
+    "justask ask reward --learned-return 4 --episodes 10 --seed 7",
+)
+
+
 def command(
     quantile: float = typer.Option(1.1, min=0.0, help="quantile of the data's learned returns to ask for "
                                                       "(1 = the best episode; above 1, past it)"),
