@@ -126,3 +126,28 @@ def test_a_folder_without_metrics_is_refused(tmp_path, sides):
     (sides[1] / "return.json").write_text("{torn")
     proc = gate(sides[0], sides[1])
     assert proc.returncode == 2 and "return.json: not a metrics JSON" in proc.stderr.replace("\n", " ")
+
+
+def test_a_condition_blind_dt_on_the_recorded_pr_profile_fails_the_gate(tmp_path):
+    """On main's recorded pr-profile metrics (metrics/pr/): a DT whose condition input is zeroed
+    learns p(action | state) from the whole mix, which is what BC learns, so it would score BC's
+    figures at every ask. At the expert's return (the headline ask) that is further below the
+    recorded DT than its seed-to-seed spread, and the gate fails naming the DT's cells."""
+    base = ROOT / "metrics" / "pr"
+    data = json.loads((base / "return.json").read_text())
+    dataset = next(iter(data["datasets"].values()))
+    dt, bc = dataset["models"]["dt"], dataset["models"]["bc"]["any"]
+    seeds = dataset["last"]["dt"]["best_seed_scores"]
+    assert dataset["last"]["dt"]["ask"] == "t1"
+    assert dt["t1"]["score_iqm"] - bc["score_iqm"] > max(seeds) - min(seeds), (dt["t1"], bc, seeds)
+    blind = copy.deepcopy(data)
+    for cell in next(iter(blind["datasets"].values()))["models"]["dt"].values():
+        cell.update({k: v for k, v in bc.items() if k.startswith(("score_", "return_"))})
+    pr = tmp_path / "pr"
+    pr.mkdir()
+    for file in base.glob("*.json"):
+        shutil.copy(file, pr / file.name)
+    (pr / "return.json").write_text(json.dumps(blind))
+    proc = gate(base, pr)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "models/dt/t1/score_iqm" in proc.stdout and "**worse**" in proc.stdout
