@@ -2,7 +2,7 @@
 episodes, the table printed and the GIF, shared by the families whose policies fly LunarLander.
 
 A family's ``ask.py`` turns what the user asked for into the condition its policy reads (a
-target return, a skill, a learned return) and calls :func:`ask_lander`. The env seeds are drawn
+target return, a skill, a learned return) and calls :func:`ask_lander` (and :func:`save_gif`). The env seeds are drawn
 from a stream of their own and checked disjoint from the frozen evaluation seeds, so an ask never
 reuses an evaluation episode.
 """
@@ -42,6 +42,7 @@ class AskedEpisode:
 TRAIN_SEED = typer.Option(None, help="training seed of the model (default: the first)")
 EPISODES = typer.Option(5, min=1, max=256, help="episodes to roll out")
 SEED = typer.Option(None, help="first env seed (default: a stream of seeds never used for evaluation)")
+GIF = typer.Option(True, help="save the first episode as a GIF (under artifacts/<family>/ask/)")
 PARAMS = typer.Option(Path("params.yaml"), help="parameters file")
 
 
@@ -56,20 +57,23 @@ def trained(family: str, fam, model: str, train_seed: int | None) -> tuple[str, 
 
 
 def run_ask(params: Path, ask: Callable) -> None:
-    """The body of a ``justask ask`` command: ``ask(params) -> (what, episodes)`` printed; what
-    cannot be asked, exit 2 with the message; a checkpoint that cannot be loaded, its message."""
+    """The body of a ``justask ask`` command: ``ask(params) -> (what, episodes, gif or None)``
+    printed; what cannot be asked, exit 2 with the message; a checkpoint that cannot be loaded,
+    its message."""
     from justask.console import console, err_console, fail, load_params_or_fail
     from justask.errors import CheckpointError, StageFailed
 
     cfg = load_params_or_fail(params)
     try:
-        what, asked = ask(cfg)
+        what, asked, gif = ask(cfg)
     except (AskError, StageFailed, FileNotFoundError) as e:
         err_console.print(f"[red]cannot ask that[/]\n{e}")
         raise typer.Exit(2) from None
     except CheckpointError as e:
         fail("cannot load the policy", e)
     print_asked(console, what, asked)
+    if gif is not None:
+        console.print(f"GIF of the first episode: {gif}")
 
 
 def ask_seeds(params_seed: int, stream: str, n: int, first: int | None, eval_seeds_file: Path) -> list[int]:
@@ -97,6 +101,16 @@ def ask_lander(model, env_cfg: EnvConfig, seeds: list[int], target: float,
             return run_episodes(envs, seeds, policy)
     finally:
         envs.close()
+
+
+def save_gif(model, env_cfg: EnvConfig, target: float, env_seed: int, path: Path, max_steps: int,
+             countdown: Callable[[np.ndarray], np.ndarray] | None = None) -> Path:
+    """The episode of ``env_seed`` replayed with frames (the same actions: the rollout is
+    deterministic) and saved as a GIF at ``path``, at most ``max_steps`` steps of it."""
+    from justask.lunar.asking import record_gif
+
+    return record_gif(model, env_cfg, target, env_seed, path, torch.device("cpu"), max_steps=max_steps,
+                      reward_fn=countdown)
 
 
 def print_asked(console, what: str, episodes: list[AskedEpisode]) -> None:

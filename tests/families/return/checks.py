@@ -43,8 +43,9 @@ def check_outputs(repo: Path) -> None:
     dataset = next(iter(params.collect.datasets))
     done = flat(run([*ask, "--score", "100", "--episodes", "2"], repo).stdout)
     assert f"dt of {dataset} (training seed 0) asked for score 100 (return" in done
-    assert "mean over 2 episodes" in done
-    assert "asked for skill 1" in flat(run([*ask, "--model", "skill", "--episodes", "1"], repo).stdout)
+    assert "mean over 2 episodes" in done and "GIF of the first episode: artifacts/return/ask/" in done
+    assert list((repo / "artifacts" / "return" / "ask").glob(f"{dataset}-dt-seed0-score100-env*.gif"))
+    assert "asked for skill 1" in flat(run([*ask, "--model", "skill", "--episodes", "1", "--no-gif"], repo).stdout)
     unknown = run([*ask, "--dataset", "nope"], repo, check=False)
     assert unknown.returncode == 2 and "configured: " + ", ".join(params.collect.datasets) in flat(unknown.stderr)
     frozen = json.loads((repo / "data" / "return" / "eval_seeds.json").read_text())["seeds"][0]

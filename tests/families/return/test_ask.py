@@ -56,9 +56,11 @@ def test_a_score_is_asked_as_the_return_evaluation_would_ask(repo):
     out = flat(result.output)
     assert f"asked for score 80 (return {target_return(0.8, *REFS):.1f})" in out
     assert "mean over 2 episodes" in out
+    gif = family_paths("return", repo).base / "ask" / "medium-expert-dt-seed0-score80-env100.gif"
+    assert f"GIF of the first episode: {gif.relative_to(repo)}" in out and gif.stat().st_size > 0
     rows = [line for line in result.output.splitlines() if line.strip("│ ").startswith(("100 ", "101 "))]
     assert len(rows) == 2, result.output
-    again = ask("--score", "80", "--episodes", "2", "--seed", "100")
+    again = ask("--score", "80", "--episodes", "2", "--seed", "100")  # the GIF is written again
     assert again.output == result.output, "the same ask on the same seeds must give the same episodes"
 
 

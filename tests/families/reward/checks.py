@@ -43,5 +43,6 @@ def check_outputs(repo: Path) -> None:
     assert f"rvs of round {rounds} (training seed 0) asked for learned return" in done
     assert f"(quantile 1.1 of round {rounds}'s data)" in done
     assert "learned return" in done and "mean over 2 episodes" in done
+    assert list((repo / "artifacts" / "reward" / "ask").glob(f"rvs-round{rounds}-seed0-learned*.gif"))
     beyond = run([*ask, "--round", str(rounds + 1)], repo, check=False)
     assert beyond.returncode == 2 and f"the rounds trained are 0 to {rounds}" in flat(beyond.stderr)

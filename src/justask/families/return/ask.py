@@ -14,6 +14,7 @@ import typer
 
 from justask.lunar.ask import (
     EPISODES,
+    GIF,
     PARAMS,
     SEED,
     TRAIN_SEED,
@@ -22,6 +23,7 @@ from justask.lunar.ask import (
     ask_lander,
     ask_seeds,
     run_ask,
+    save_gif,
     trained,
 )
 from justask.paths import family_paths
@@ -29,9 +31,10 @@ from justask.paths import family_paths
 
 def ask_return(params, root: Path = Path("."), *, score: float = 100.0, skill: float = 1.0,
                dataset: str | None = None, model: str | None = None, train_seed: int | None = None,
-               episodes: int = 5, env_seed: int | None = None) -> tuple[str, list[AskedEpisode]]:
+               episodes: int = 5, env_seed: int | None = None,
+               gif: bool = False) -> tuple[str, list[AskedEpisode], Path | None]:
     """Roll out ``model`` of ``dataset`` (defaults: the first configured) ``episodes`` times;
-    returns what was asked, in words, and the episodes."""
+    returns what was asked, in words, the episodes, and with ``gif`` the first one's GIF."""
     from justask.lunar.asking import load_for_env
     from justask.metrics import normalized_score, target_return
     from justask.models import CONDITIONED, SKILL_CONDITIONED
@@ -55,18 +58,21 @@ def ask_return(params, root: Path = Path("."), *, score: float = 100.0, skill: f
     refs = (summary["ref_min_score"], summary["ref_max_score"])
     policy, _ = load_for_env(ckpt, fam.env)
     if model in CONDITIONED:
-        target, what = target_return(score / 100.0, *refs), f"score {score:g}"
-        what += f" (return {target:.1f})"
+        target, label = target_return(score / 100.0, *refs), f"score{score:g}"
+        what = f"score {score:g} (return {target:.1f})"
     elif model in SKILL_CONDITIONED:
         if not 0.0 <= skill <= 1.0:
             raise AskError(f"--skill {skill:g}: a skill rank is in [0, 1] (1 = the dataset's best-rated behaviour)")
-        target, what = skill, f"skill {skill:g}"
+        target, label, what = skill, f"skill{skill:g}", f"skill {skill:g}"
     else:
-        target, what = 0.0, "nothing (it reads no condition)"
+        target, label, what = 0.0, "unconditioned", "nothing (it reads no condition)"
     seeds = ask_seeds(params.seed, f"return/ask/{dataset}", episodes, env_seed, paths.eval_seeds)
     rolled = ask_lander(policy, fam.env, seeds, target)
     asked = [AskedEpisode(e.seed, e.ret, float(normalized_score(e.ret, *refs)), len(e)) for e in rolled]
-    return f"{model} of {dataset} (training seed {train_seed}) asked for {what}", asked
+    name = f"{dataset}-{model}-seed{train_seed}-{label}-env{seeds[0]}.gif"
+    path = save_gif(policy, fam.env, target, seeds[0], paths.base / "ask" / name, fam.evaluate.gif_max_steps) \
+        if gif else None
+    return f"{model} of {dataset} (training seed {train_seed}) asked for {what}", asked, path
 
 
 EXAMPLES = (
@@ -81,8 +87,9 @@ def command(
     skill: float = typer.Option(1.0, help="skill rank to ask for, in [0, 1] (the skill model)"),
     dataset: str = typer.Option(None, help="dataset the model was trained on (default: the first configured)"),
     model: str = typer.Option(None, help="trained model (default: dt, else the first configured)"),
-    train_seed: int = TRAIN_SEED, episodes: int = EPISODES, seed: int = SEED, params: Path = PARAMS,
+    train_seed: int = TRAIN_SEED, episodes: int = EPISODES, seed: int = SEED, gif: bool = GIF,
+    params: Path = PARAMS,
 ) -> None:
     """Ask a trained lander policy for a score; print each episode's return and score."""
     run_ask(params, lambda cfg: ask_return(cfg, Path("."), score=score, skill=skill, dataset=dataset, model=model,
-                                           train_seed=train_seed, episodes=episodes, env_seed=seed))
+                                           train_seed=train_seed, episodes=episodes, env_seed=seed, gif=gif))

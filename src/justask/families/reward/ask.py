@@ -15,6 +15,7 @@ import typer
 
 from justask.lunar.ask import (
     EPISODES,
+    GIF,
     PARAMS,
     SEED,
     TRAIN_SEED,
@@ -23,6 +24,7 @@ from justask.lunar.ask import (
     ask_lander,
     ask_seeds,
     run_ask,
+    save_gif,
     trained,
 )
 from justask.paths import family_paths
@@ -30,9 +32,9 @@ from justask.paths import family_paths
 
 def ask_reward(params, root: Path = Path("."), *, quantile: float = 1.1, learned_return: float | None = None,
                round_: int = 0, model: str | None = None, train_seed: int | None = None, episodes: int = 5,
-               env_seed: int | None = None) -> tuple[str, list[AskedEpisode]]:
+               env_seed: int | None = None, gif: bool = False) -> tuple[str, list[AskedEpisode], Path | None]:
     """Roll out a round's ``model`` (default: the first configured) ``episodes`` times; returns
-    what was asked, in words, and the episodes."""
+    what was asked, in words, the episodes, and with ``gif`` the first one's GIF."""
     import json
 
     import numpy as np
@@ -70,7 +72,10 @@ def ask_reward(params, root: Path = Path("."), *, quantile: float = 1.1, learned
     asked = [AskedEpisode(e.seed, e.ret, float(normalized_score(e.ret, *refs)), len(e),
                           float(np.sum(episode_rewards(reward(np.asarray(e.observations[:len(e)])), reward.form))))
              for e in rolled]
-    return f"{model} of round {round_} (training seed {train_seed}) asked for {what}", asked
+    name = f"{model}-round{round_}-seed{train_seed}-learned{target:.2f}-env{seeds[0]}.gif"
+    path = save_gif(policy, fam.env, target, seeds[0], paths.base / "ask" / name, fam.evaluate.gif_max_steps,
+                    reward.countdown) if gif else None
+    return f"{model} of round {round_} (training seed {train_seed}) asked for {what}", asked, path
 
 
 EXAMPLES = (
@@ -86,9 +91,10 @@ def command(
     learned_return: float = typer.Option(None, help="the learned return to ask for (instead of --quantile)"),
     round_: int = typer.Option(0, "--round", min=0, help="improvement round whose policy to ask (0: the first fit)"),
     model: str = typer.Option(None, help="trained model (default: the first configured)"),
-    train_seed: int = TRAIN_SEED, episodes: int = EPISODES, seed: int = SEED, params: Path = PARAMS,
+    train_seed: int = TRAIN_SEED, episodes: int = EPISODES, seed: int = SEED, gif: bool = GIF,
+    params: Path = PARAMS,
 ) -> None:
     """Ask a D-REX policy for a learned return; print each episode's learned and true return."""
     run_ask(params, lambda cfg: ask_reward(cfg, Path("."), quantile=quantile, learned_return=learned_return,
                                            round_=round_, model=model, train_seed=train_seed, episodes=episodes,
-                                           env_seed=seed))
+                                           env_seed=seed, gif=gif))
