@@ -8,22 +8,32 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from helpers import ROOT
+from justask.cli import app
 from justask.gate import compare, figures, read_metrics
 
-JUSTASK = str(Path(sys.executable).parent / "justask")
 DT = ("datasets", "medium-expert", "models", "dt", "t0.9")
 
 
-def gate(base: Path, pr: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([JUSTASK, "gate", str(base), str(pr), *extra], capture_output=True, text=True, timeout=60,
-                          env={"COLUMNS": "300", "PATH": str(Path(sys.executable).parent)})
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def gate(base: Path, pr: Path, *extra: str) -> Run:
+    """`justask gate` in this process (typer's runner keeps stdout and stderr apart)."""
+    result = CliRunner(env={"COLUMNS": "300"}).invoke(app, ["gate", str(base), str(pr), *extra])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Run(result.exit_code, result.stdout, result.stderr)
 
 
 @pytest.fixture
