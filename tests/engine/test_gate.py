@@ -139,10 +139,11 @@ def test_a_folder_without_metrics_is_refused(tmp_path, sides):
 
 
 def test_a_condition_blind_dt_on_the_recorded_pr_profile_fails_the_gate(tmp_path):
-    """On main's recorded pr-profile metrics (metrics/pr/): a DT whose condition input is zeroed
-    learns p(action | state) from the whole mix, which is what BC learns, so it would score BC's
-    figures at every ask. At the expert's return (the headline ask) that is further below the
-    recorded DT than its seed-to-seed spread, and the gate fails naming the DT's cells."""
+    """On main's recorded pr-profile metrics (metrics/pr/): a DT that ignores its condition, given
+    the condition-blind BC's recorded figures at every ask (a stand-in: the real zeroed-condition
+    DT, benchmarks/broken_condition.py, scored 71 [56, 86] at every ask). At the expert's return
+    (the headline ask) that is further below the recorded DT than its seed-to-seed spread, and
+    the gate fails naming the DT's cells."""
     base = ROOT / "metrics" / "pr"
     data = json.loads((base / "return.json").read_text())
     dataset = next(iter(data["datasets"].values()))
