@@ -62,14 +62,9 @@ def subset(table: StepTable, episodes: np.ndarray) -> StepTable:
                      split=table.split[episodes])
 
 
-def concat(a: StepTable, b: StepTable) -> StepTable:
-    from justask.families.reward.rounds import append_episodes
-
-    return append_episodes(a, b)
-
-
 def main() -> None:
     from justask.families.reward.clone import CloneJob, run_clone_job
+    from justask.families.reward.rounds import append_episodes
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=1000)
@@ -111,7 +106,7 @@ def main() -> None:
                 split[::10] = 1
                 new = build_step_table(blank_rewards(episodes), split)
                 new.returns = potential_returns(reward, new)
-                both = concat(pool, new)
+                both = append_episodes(pool, new)
                 pool = subset(both, np.sort(np.argsort(-both.returns, kind="stable")[:args.keep]))
             pool.rtg = np.zeros(len(pool.rtg), np.float32)
             pmeta = {**meta, "ref_min_score": float(pool.returns.min()), "ref_max_score": float(pool.returns.max())}

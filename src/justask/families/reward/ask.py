@@ -13,26 +13,13 @@ from pathlib import Path
 
 import typer
 
-from justask.lunar.ask import (
-    EPISODES,
-    GIF,
-    PARAMS,
-    SEED,
-    TRAIN_SEED,
-    AskedEpisode,
-    AskError,
-    ask_lander,
-    ask_seeds,
-    run_ask,
-    save_gif,
-    trained,
-)
+from justask.lunar import ask as lander
 from justask.paths import family_paths
 
 
 def ask_reward(params, root: Path = Path("."), *, quantile: float = 1.1, learned_return: float | None = None,
                round_: int = 0, model: str | None = None, train_seed: int | None = None, episodes: int = 5,
-               env_seed: int | None = None, gif: bool = False) -> tuple[str, list[AskedEpisode], Path | None]:
+               env_seed: int | None = None, gif: bool = False) -> tuple[str, list[lander.AskedEpisode], Path | None]:
     """Roll out a round's ``model`` (default: the first configured) ``episodes`` times; returns
     what was asked, in words, the episodes, and with ``gif`` the first one's GIF."""
     import json
@@ -47,16 +34,16 @@ def ask_reward(params, root: Path = Path("."), *, quantile: float = 1.1, learned
     from .ranking import episode_rewards, load_learned_reward
 
     if "reward" not in params.families:
-        raise AskError("params.yaml has no families.reward section; add one (see profiles/default.yaml)")
+        raise lander.AskError("params.yaml has no families.reward section; add one (see profiles/default.yaml)")
     fam = params.family("reward")
-    model, train_seed = trained("reward", fam, model or next(iter(fam.train.models)), train_seed)
+    model, train_seed = lander.trained("reward", fam, model or next(iter(fam.train.models)), train_seed)
     if not 0 <= round_ <= fam.train.rounds.rounds:
-        raise AskError(f"--round {round_}: the rounds trained are 0 to {fam.train.rounds.rounds} "
+        raise lander.AskError(f"--round {round_}: the rounds trained are 0 to {fam.train.rounds.rounds} "
                        "(families.reward.train.rounds.rounds)")
     paths = family_paths("reward", root)
     ckpt = paths.run_dir(policy_folder(round_), model, train_seed) / "model.pt"
     if not ckpt.exists():
-        raise AskError(f"{ckpt}: no trained policy; run `dvc repro train@reward`")
+        raise lander.AskError(f"{ckpt}: no trained policy; run `dvc repro train@reward`")
     reward, _ = load_learned_reward(root)
     data, _ = StepTable.load(paths.train / learned_folder(round_), "dvc repro train@reward")
     if learned_return is None:
@@ -67,13 +54,13 @@ def ask_reward(params, root: Path = Path("."), *, quantile: float = 1.1, learned
     summary = json.loads(paths.collect_summary.read_text())
     refs = (summary["ref_min_score"], summary["ref_max_score"])
     policy, _ = load_for_env(ckpt, fam.env)
-    seeds = ask_seeds(params.seed, f"reward/ask/round{round_}", episodes, env_seed, paths.eval_seeds)
-    rolled = ask_lander(policy, fam.env, seeds, target, reward.countdown)
-    asked = [AskedEpisode(e.seed, e.ret, float(normalized_score(e.ret, *refs)), len(e),
+    seeds = lander.ask_seeds(params.seed, f"reward/ask/round{round_}", episodes, env_seed, paths.eval_seeds)
+    rolled = lander.ask_lander(policy, fam.env, seeds, target, reward.countdown)
+    asked = [lander.AskedEpisode(e.seed, e.ret, float(normalized_score(e.ret, *refs)), len(e),
                           float(np.sum(episode_rewards(reward(np.asarray(e.observations[:len(e)])), reward.form))))
              for e in rolled]
     name = f"{model}-round{round_}-seed{train_seed}-learned{target:.2f}-env{seeds[0]}.gif"
-    path = save_gif(policy, fam.env, target, seeds[0], paths.base / "ask" / name, fam.evaluate.gif_max_steps,
+    path = lander.save_gif(policy, fam.env, target, seeds[0], paths.base / "ask" / name, fam.evaluate.gif_max_steps,
                     reward.countdown) if gif else None
     return f"{model} of round {round_} (training seed {train_seed}) asked for {what}", asked, path
 
@@ -91,10 +78,10 @@ def command(
     learned_return: float = typer.Option(None, help="the learned return to ask for (instead of --quantile)"),
     round_: int = typer.Option(0, "--round", min=0, help="improvement round whose policy to ask (0: the first fit)"),
     model: str = typer.Option(None, help="trained model (default: the first configured)"),
-    train_seed: int = TRAIN_SEED, episodes: int = EPISODES, seed: int = SEED, gif: bool = GIF,
-    params: Path = PARAMS,
+    train_seed: int = lander.TRAIN_SEED, episodes: int = lander.EPISODES, seed: int = lander.SEED,
+    gif: bool = lander.GIF, params: Path = lander.PARAMS,
 ) -> None:
     """Ask a D-REX policy for a learned return; print each episode's learned and true return."""
-    run_ask(params, lambda cfg: ask_reward(cfg, Path("."), quantile=quantile, learned_return=learned_return,
+    lander.run_ask(params, lambda cfg: ask_reward(cfg, Path("."), quantile=quantile, learned_return=learned_return,
                                            round_=round_, model=model, train_seed=train_seed, episodes=episodes,
                                            env_seed=seed, gif=gif))
