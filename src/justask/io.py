@@ -4,6 +4,7 @@ folders of ``.npy`` arrays (no pickle) that stages hand to each other."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -15,6 +16,26 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+
+def files_digest(path: str | Path) -> str:
+    """SHA-256 of a file, or of every file under a folder (each one's relative name and SHA-256, in
+    name order): what a dataset or a checkpoint's training data is identified by.
+    ``FileNotFoundError`` when ``path`` does not exist."""
+    path = Path(path)
+
+    def sha256(f: Path) -> bytes:
+        with f.open("rb") as fh:
+            return hashlib.file_digest(fh, "sha256").digest()
+
+    if path.is_file():
+        return sha256(path).hex()
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: missing")
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(f.relative_to(path).as_posix().encode() + b"\0" + sha256(f))
+    return h.hexdigest()
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:

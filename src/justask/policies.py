@@ -21,7 +21,7 @@ from justask.models import CONDITIONED, Spec, candidate, condition_of
 from justask.paths import FamilyPaths
 from justask.settings import FitConfig, PolicyConfig
 from justask.steps import Steps, StepTable
-from justask.training.checkpoints import save_checkpoint
+from justask.training.checkpoints import provenance, save_checkpoint
 from justask.training.loop import Loop
 from justask.training.resume import Resume
 from justask.training.runs import fit_and_save
@@ -82,10 +82,11 @@ def conditioning_gap(model: torch.nn.Module, val: Steps, batch: int = 4096, seed
 
 def fit_policy(mlflow, *, paths: FamilyPaths, dataset: str, folder: str, kind: str, mcfg: PolicyConfig,
                table: StepTable, spec: Spec, cfg: FitConfig, seed: int, device: torch.device, profile: str,
-               register_as: str) -> tuple[dict, list[dict]]:
+               register_as: str, source: dict) -> tuple[dict, list[dict]]:
     """Tune (when asked) and fit model ``kind`` on every seed of ``cfg.seeds``, saving each under
     ``paths.train/folder/kind/seed<k>/``; returns the hyper-parameters used and the curve rows.
-    ``dataset`` labels the runs, checkpoints and curves; ``register_as`` names the registered model."""
+    ``dataset`` labels the runs, checkpoints and curves; ``register_as`` names the registered model;
+    ``source`` (``config`` and ``data`` digests) completes each checkpoint's provenance."""
     family = paths.family
     spec, train, val = policy_data(kind, table, spec, device, mcfg.top_fraction, cfg.val_rows,
                                    sampling=mcfg.sampling)
@@ -105,7 +106,8 @@ def fit_policy(mlflow, *, paths: FamilyPaths, dataset: str, folder: str, kind: s
                 mlflow, run_name=f"{dataset}-{kind}-seed{s}", label={"dataset": dataset, "model": kind, "seed": s},
                 hp=hp, build=build, train=train, val=val, optimisation=optimisation,
                 loop=Loop(cfg.eval_every, cfg.patience, s, device, cfg.val_batch),
-                save=partial(_save, kind, hp, spec), run_dir=paths.run_dir(folder, kind, s),
+                save=partial(_save, kind, hp, spec, provenance(family, dataset, kind, **source)),
+                run_dir=paths.run_dir(folder, kind, s),
                 meta={"dataset": dataset, "seed": s}, register_as=register_as,
                 resume=Resume(paths.resume_file(folder, kind, s), {"kind": kind, "hp": hp, "spec": repr(spec)}),
                 fix=f"lower the {kind} model's lr in params.yaml or check the relabeled data",
@@ -113,5 +115,5 @@ def fit_policy(mlflow, *, paths: FamilyPaths, dataset: str, folder: str, kind: s
     return hp, curves
 
 
-def _save(kind: str, hp: dict, spec: Spec, path: Path, model: torch.nn.Module, meta: dict) -> None:
-    save_checkpoint(path, kind, hp, spec, model, meta)
+def _save(kind: str, hp: dict, spec: Spec, prov: dict, path: Path, model: torch.nn.Module, meta: dict) -> None:
+    save_checkpoint(path, kind, hp, spec, model, meta, prov)

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 
 PosInt = Annotated[int, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -31,6 +40,26 @@ class Strict(BaseModel):
 
 class ValidateConfig(Strict):
     max_examples: Annotated[int, Field(ge=1, le=100)] = 5
+
+
+class MinariSource(Strict):
+    """A dataset brought from outside the pipeline: a Minari dataset folder, or the id of a dataset in
+    Minari's local data root (``MINARI_DATASETS_PATH``, default ``~/.minari/datasets``)."""
+
+    minari: Annotated[str, Field(min_length=1)]
+
+
+def own_or_minari(own: Any) -> PlainValidator:
+    """Validator of a family's dataset entry: a mapping is a :class:`MinariSource`, anything else the
+    family's own recipe ``own`` (a list type, e.g. of behaviours). Errors keep the entry's field path."""
+    recipe = TypeAdapter(own)
+
+    def validate(v: Any) -> Any:
+        if isinstance(v, dict | MinariSource):
+            return MinariSource.model_validate(v)
+        return recipe.validate_python(v)
+
+    return PlainValidator(validate)
 
 
 RDB_SCHEMES = ("postgresql", "mysql", "sqlite")

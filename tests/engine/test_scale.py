@@ -22,6 +22,7 @@ from justask.training.checkpoints import save_checkpoint
 
 collect = family_module("return", "collect").collect
 rollout_rows = family_module("return", "evaluate").rollout_rows
+expected_provenance = family_module("return", "provenance").expected_provenance
 
 
 def _folder_hash(folder: Path) -> str:
@@ -53,17 +54,20 @@ def _checkpoints(root: Path, params) -> dict:
     rng = np.random.default_rng(0)
     eps = [{"observations": rng.normal(size=(21, 8)).astype(np.float32), "actions": rng.integers(0, 4, 20),
             "rewards": rng.normal(size=20)} for _ in range(4)]
-    spec = data_spec(build_step_table(eps, np.array([0, 0, 0, 1])),
-                     {"max_episode_steps": params.family("return").env.max_episode_steps,
-                      "ref_min_score": -100.0, "ref_max_score": 100.0})
+    table = build_step_table(eps, np.array([0, 0, 0, 1]))
+    meta = {"max_episode_steps": params.family("return").env.max_episode_steps,
+            "ref_min_score": -100.0, "ref_max_score": 100.0}
+    spec = data_spec(table, meta)
     paths = family_paths("return", root)
+    table.save(paths.relabeled("toy"), meta)
     for kind, cfg in params.family("return").train.models.items():
         hp = cfg.hp
+        prov = expected_provenance(params, paths, "toy", kind)
         for seed in params.family("return").train.seeds:
             for file, init in (("model.pt", seed), ("last.pt", 100 + seed)):  # "last": other weights
                 torch.manual_seed(init)
                 save_checkpoint(paths.run_dir("toy", kind, seed) / file, kind, hp, spec,
-                                build_model(kind, hp, spec), {})
+                                build_model(kind, hp, spec), {}, prov)
     return {"target_fractions": [0.5, 1.0],
             "datasets": {"toy": {"target_returns": {"0.5": 0.0, "1": 100.0}, "top_skill": 1.0}}}
 

@@ -42,6 +42,7 @@ from justask.rollout import Episode
 from justask.training.checkpoints import save_checkpoint
 
 relabel = family_module("return", "relabel").relabel
+expected_provenance = family_module("return", "provenance").expected_provenance
 # What the return family's validate tells the user to do about a dataset from another env.
 ENV_FIX = ("re-run collect with the configured env, or set params families.return.env to the env the dataset was "
            "recorded with")
@@ -305,8 +306,8 @@ SPEC = Spec(obs_dim=8, act_dim=4, discrete=True, max_timestep=MAX_STEPS, obs_mea
 HP = {"hidden": 8, "layers": 1, "dropout": 0.0}
 
 
-def save(path: Path, kind: str = "rvs", spec: Spec = SPEC, hp: dict = HP) -> Path:
-    save_checkpoint(path, kind, hp, spec, build_model(kind, hp, spec), {})
+def save(path: Path, kind: str = "rvs", spec: Spec = SPEC, hp: dict = HP, provenance: dict | None = None) -> Path:
+    save_checkpoint(path, kind, hp, spec, build_model(kind, hp, spec), {}, provenance)
     return path
 
 
@@ -317,32 +318,59 @@ def save_language(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("case", ["other-family", "other-action-space"])
+PROVENANCE_CASES = ["other-family", "other-action-space", "other-dataset", "other-model", "stale-data",
+                    "changed-settings", "no-provenance"]
+
+
+@pytest.mark.parametrize("case", PROVENANCE_CASES)
 def test_cli_evaluate_rejects_foreign_checkpoint_before_rolling_out(tmp_path, case):
-    """A language-family policy, or a policy trained for continuous LunarLander, in place of the
-    discrete return-family RvS model: named before any episode runs; earlier metrics stay."""
-    write_params(tmp_path, params_dict())
+    """A checkpoint that is not the model evaluate expects in a slot: a language-family policy, a
+    policy trained for continuous LunarLander, one trained on another dataset or as another model,
+    one trained before its data or its settings changed, or one recording no provenance. Each is
+    named (what the file records and what was expected) before any episode runs; earlier metrics stay."""
+    raw = params_dict()
+    write_params(tmp_path, raw)
+    params = Params.model_validate(raw)
     paths = family_paths("return", tmp_path)
     paths.eval_seeds.parent.mkdir(parents=True)
     shutil.copy(family_paths("return", ROOT).eval_seeds, paths.eval_seeds)
     paths.conditions.parent.mkdir(parents=True)
     paths.conditions.write_text(json.dumps({"target_fractions": [1.0],
                                             "datasets": {"d": {"target_returns": {"1": 200.0}}}}))
+    for dataset in ("d", "e"):
+        paths.relabeled(dataset).mkdir(parents=True)
+        (paths.relabeled(dataset) / "actions.npy").write_bytes(dataset.encode())
     paths.collect_summary.parent.mkdir(parents=True)
     paths.collect_summary.write_text(json.dumps(
         {"behaviours": {"random": {"episodes": N_EPISODES, "rating": -180.0, "rating_episodes": 2}}}))
     ckpt = paths.run_dir("d", "rvs", 0) / "model.pt"
+    right = expected_provenance(params, paths, "d", "rvs")
+    provenance, expected = {
+        "other-dataset": ({**right, "dataset": "e", "data": expected_provenance(params, paths, "e", "rvs")["data"]},
+                          ["dataset: 'e' in the file, 'd' expected (it was copied from another dataset's slot)",
+                           f"in the file, {right['data'][:12] + '...'!r} expected (the data it was trained on"]),
+        "other-model": ({**right, "kind": "dt"}, ["kind: 'dt' in the file, 'rvs' expected"]),
+        "stale-data": ({**right, "data": "0" * 64}, ["data: '000000000000...' in the file",
+                                                     "(the data it was trained on changed since"]),
+        "changed-settings": (expected_provenance(Params.model_validate({**raw, "seed": 7}), paths, "d", "rvs"),
+                             ["config: ", "(params.yaml's seed, env or train settings changed since it was trained)"]),
+        "no-provenance": (None, ["records no provenance (it predates provenance checks or was written by hand), so "
+                                 "it cannot be checked against return/d/rvs"]),
+    }.get(case, (right, []))
     if case == "other-family":
         save_language(ckpt)
         expected = ["not a justask return-conditioned policy checkpoint: it holds a 'instruction' model, and "
                     "only bc / pct_bc / rvs / dt / skill models are read here. The file was copied from another family "
                     "or stage",
                     "restore it with `dvc checkout` or re-run the train stage"]
-    else:
-        save(ckpt, spec=Spec(**{**SPEC.__dict__, "act_dim": 2, "discrete": False}))
+    elif case == "other-action-space":
+        save(ckpt, spec=Spec(**{**SPEC.__dict__, "act_dim": 2, "discrete": False}), provenance=right)
         expected = ["trained for {'obs_dim': 8, 'discrete': False, 'act_dim': 2}",
                     "configured env LunarLander-v3 (continuous=False) has {'obs_dim': 8, 'discrete': True, "
                     "'act_dim': 4}", "Re-train for this env"]
+    else:
+        save(ckpt, provenance=provenance)
+        expected += ["`dvc repro train@return`"]
     paths.metrics.parent.mkdir(parents=True, exist_ok=True)
     paths.metrics.write_text('{"earlier": true}')
     proc = cli(["stage", "evaluate", "return"], tmp_path)
@@ -419,6 +447,9 @@ def test_cli_ask_names_a_foreign_checkpoint(tmp_path, monkeypatch):
     model = next(iter(raw["families"]["language"]["train"]["models"]))
     ckpt = family_paths("language", tmp_path).train / model / "seed0" / "model.pt"
     save(ckpt)
+    data = family_paths("language", tmp_path).relabel / raw["families"]["language"]["train"]["models"][model]["data"]
+    data.mkdir(parents=True)
+    (data / "meta.json").write_text("{}")
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["ask", "language", "go to the red ball", "--params", str(path)])
     assert result.exit_code == 1, result.output

@@ -78,10 +78,13 @@ def rollout_checkpoints(jobs: list[RolloutJob], workers: int, scale=None) -> lis
     return run_all(run_rollout_job, jobs, workers, scale)
 
 
-def load_for_env(path: Path, env_cfg: EnvConfig, device: torch.device | str = "cpu"):
-    """:func:`justask.models.load_model`, checked to act in the env ``env_cfg`` configures."""
+def load_for_env(path: Path, env_cfg: EnvConfig, device: torch.device | str = "cpu",
+                 provenance: dict | None = None, rerun: str = "the train stage"):
+    """:func:`justask.models.load_model`, checked to act in the env ``env_cfg`` configures (and,
+    with ``provenance``, to be the model a stage expects)."""
     return load_model(path, device, expect=model_expectation(env_cfg),
-                      where=f"the configured env {env_cfg.id} (continuous={env_cfg.continuous})")
+                      where=f"the configured env {env_cfg.id} (continuous={env_cfg.continuous})",
+                      provenance=provenance, rerun=rerun)
 
 
 def record_gif(model, env_cfg: EnvConfig, target: float, env_seed: int, path: Path, device,

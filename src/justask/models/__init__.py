@@ -21,7 +21,7 @@ from justask.models.conditioned_mlp import ConditionedMLP
 from justask.models.decision_transformer import DecisionTransformer
 from justask.settings import CONDITIONED, MODEL_KINDS, SKILL_CONDITIONED
 from justask.steps import Spec
-from justask.training.checkpoints import read_payload, rebuild
+from justask.training.checkpoints import check_provenance, read_payload, rebuild
 from justask.training.loop import Optimisation
 
 __all__ = ["CONDITIONED", "MODEL_KINDS", "SKILL_CONDITIONED", "Spec", "build_model", "candidate", "condition_of",
@@ -58,14 +58,16 @@ def spec_of(payload: dict) -> Spec:
 
 
 def load_model(path: Path, device: torch.device | str = "cpu", expect: dict[str, Any] | None = None,
-               where: str = "the configured env"):
+               where: str = "the configured env", provenance: dict | None = None, rerun: str = "the train stage"):
     """Rebuild a trained policy from ``model.pt`` (safe: ``weights_only=True``); returns
     ``(model, payload)``.
 
     Raises :class:`CheckpointError` (naming the file, what it holds and the fix) when the file is
     damaged, holds another kind of model (e.g. the language family's policy), has weights of another
     shape than its settings, or, with ``expect`` (spec fields, e.g. from
-    :func:`justask.lunar.env.model_expectation`), was trained for other observations or actions.
+    :func:`justask.lunar.env.model_expectation`), was trained for other observations or actions;
+    with ``provenance``, was trained for another family, dataset, model, configuration or data
+    (:func:`justask.training.checkpoints.check_provenance`; ``rerun`` names the fix).
     """
     payload = read_payload(path, device, MODEL_KINDS, "return-conditioned policy")
     if expect is not None:
@@ -77,6 +79,8 @@ def load_model(path: Path, device: torch.device | str = "cpu", expect: dict[str,
             raise CheckpointError(
                 f"{path}: trained for {got}, but {where} has {expect}. Re-train for this env, or set the env "
                 "in params.yaml to the one it was trained on.")
+    if provenance is not None:
+        check_provenance(path, payload, provenance, rerun)
     model = rebuild(path, payload, lambda p: build_model(p["kind"], p["hp"], spec_of(p)),
                     f"a {payload['kind']!r} model")
     return model.to(device).eval(), payload

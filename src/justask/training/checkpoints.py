@@ -1,15 +1,22 @@
 """``model.pt``: a trained model's weights plus what rebuilds it, loadable with ``weights_only=True``.
 
-The payload is a dict ``{"kind", "hp", "spec", "meta", "state_dict"}`` (a family may add keys,
-e.g. a vocabulary). Files are written atomically and byte-stably: the same weights and settings
-give the same bytes, so DVC's hash of a train stage's output is the same on every rerun. Nothing
-run-specific (an MLflow run id, a time) goes in; MLflow records the file's hash instead.
+The payload is a dict ``{"kind", "hp", "spec", "provenance", "meta", "state_dict"}`` (a family
+may add keys, e.g. a vocabulary). Files are written atomically and byte-stably: the same weights and
+settings give the same bytes, so DVC's hash of a train stage's output is the same on every rerun.
+Nothing run-specific (an MLflow run id, a time) goes in; MLflow records the file's hash instead.
+
+The provenance (:func:`provenance`) says what the weights were trained for and on: family,
+dataset, model kind, a digest of the stage's settings and one of the files the model learned from.
+Whatever loads a checkpoint for a stage passes what that stage expects, so a file copied from
+another family, dataset or run, or left behind by an older configuration, is refused by name
+(:func:`check_provenance`) instead of being evaluated as if it were the model asked for.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 from collections.abc import Collection
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -30,13 +37,70 @@ def write_torch(path: Path, payload: dict) -> None:
 
 
 def save_checkpoint(path: Path, kind: str, hp: dict, spec: Any, model: torch.nn.Module, meta: dict,
-                    **extra: Any) -> None:
+                    provenance: dict | None = None, **extra: Any) -> None:
     """Write weights plus what rebuilds the model (kind, hyper-parameters, spec; ``extra`` keys
-    after the spec) atomically."""
+    after the spec) and where it comes from (:func:`provenance`) atomically."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {"kind": kind, "hp": hp, "spec": asdict(spec) if is_dataclass(spec) else dict(spec), **extra,
-               "meta": meta, "state_dict": state}
-    write_torch(path, payload)
+    write_torch(path, checkpoint_payload(kind, hp, spec, provenance, meta, state, **extra))
+
+
+def checkpoint_payload(kind: str, hp: dict, spec: Any, provenance: dict | None, meta: dict, state: dict,
+                       **extra: Any) -> dict:
+    """The dict a ``model.pt`` holds, its keys in file order (the order is part of the bytes).
+
+    Everything but the weights goes through JSON once: pickle writes an object seen twice as a
+    reference, so without it the bytes would depend on which strings happen to be one object."""
+    payload = {"kind": kind, "hp": hp, "spec": asdict(spec) if is_dataclass(spec) else dict(spec), **extra}
+    if provenance is not None:
+        payload["provenance"] = provenance
+    return {**json.loads(json.dumps({**payload, "meta": meta})), "state_dict": state}
+
+
+def digest(obj: Any) -> str:
+    """SHA-256 of ``obj`` as canonical JSON (sorted keys): the same settings, the same digest."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def settings_digest(params, family: str, section: str = "train") -> str:
+    """Digest of what a stage of ``family`` is configured with: the pipeline seed, the family's env
+    and its ``section`` of params, as validated (defaults filled in)."""
+    fam = params.family(family)
+    return digest({"seed": params.seed, "env": fam.env.model_dump(mode="json"),
+                   section: getattr(fam, section).model_dump(mode="json")})
+
+
+def provenance(family: str, dataset: str, kind: str, config: str, data: str) -> dict:
+    """What a checkpoint was trained for and on: ``config`` a :func:`settings_digest`, ``data`` a
+    :func:`justask.io.files_digest` of what it learned from."""
+    return {"family": family, "dataset": dataset, "kind": kind, "config": config, "data": data}
+
+
+PROVENANCE_FIXES = {
+    "family": "it was copied from another family's outputs",
+    "dataset": "it was copied from another dataset's slot",
+    "kind": "it was copied from another model's slot",
+    "config": "params.yaml's seed, env or train settings changed since it was trained",
+    "data": "the data it was trained on changed since (or it comes from another run)",
+}
+
+
+def check_provenance(path: Path, payload: dict, expected: dict, rerun: str) -> None:
+    """:class:`CheckpointError` unless ``payload``'s provenance equals ``expected``, naming each
+    field that differs (both values), why it may differ, and the fix (``rerun``, e.g.
+    ``dvc repro train@return``)."""
+    got = payload.get("provenance")
+    if not isinstance(got, dict):
+        raise CheckpointError(f"{path}: records no provenance (it predates provenance checks or was written by "
+                              f"hand), so it cannot be checked against {expected['family']}/{expected['dataset']}/"
+                              f"{expected['kind']}. Re-run `{rerun}`.")
+    wrong = [k for k in expected if got.get(k) != expected[k]]
+    if wrong:
+        def show(v):
+            return repr(v[:12] + "...") if isinstance(v, str) and len(v) == 64 else repr(v)
+        found = "; ".join(f"{k}: {show(got.get(k))} in the file, {show(expected[k])} expected "
+                          f"({PROVENANCE_FIXES[k]})" for k in wrong)
+        raise CheckpointError(f"{path}: not the model this stage expects: {found}. Restore the file with "
+                              f"`dvc checkout` or re-run `{rerun}`.")
 
 
 def file_sha256(path: Path) -> str:

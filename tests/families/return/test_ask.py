@@ -11,8 +11,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from helpers import ROOT
+from helpers import ROOT, family_module
 from justask.cli import app
+from justask.config import load_params
 from justask.metrics import target_return
 from justask.models import Spec, build_model
 from justask.paths import family_paths
@@ -20,6 +21,7 @@ from justask.training.checkpoints import save_checkpoint
 
 HP = {"hidden": 8, "layers": 1, "heads": 1, "context": 3, "actions": False, "dropout": 0.0}
 REFS = (-200.0, 250.0)
+expected_provenance = family_module("return", "provenance").expected_provenance
 
 
 def flat(text: str) -> str:
@@ -35,10 +37,14 @@ def repo(tmp_path, monkeypatch) -> Path:
     dataset = next(iter(raw["families"]["return"]["collect"]["datasets"]))
     spec = Spec(obs_dim=8, act_dim=4, discrete=True, max_timestep=200, obs_mean=(0.0,) * 8, obs_std=(1.0,) * 8,
                 return_scale=450.0)
-    save_checkpoint(paths.run_dir(dataset, "dt", 0) / "model.pt", "dt", HP, spec, build_model("dt", HP, spec), {})
+    paths.relabeled(dataset).mkdir(parents=True)
+    (paths.relabeled(dataset) / "meta.json").write_text("{}")  # what the checkpoint's provenance names
+    prov = expected_provenance(load_params(tmp_path / "params.yaml"), paths, dataset, "dt")
+    save_checkpoint(paths.run_dir(dataset, "dt", 0) / "model.pt", "dt", HP, spec, build_model("dt", HP, spec), {},
+                    prov)
     paths.collect_summary.parent.mkdir(parents=True, exist_ok=True)
     paths.collect_summary.write_text(json.dumps({
-        "ref_min_score": REFS[0], "ref_max_score": REFS[1],
+        "ref_min_score": REFS[0], "ref_max_score": REFS[1], "datasets": {dataset: {}},
         "behaviours": {"expert": {"episodes": 1, "rating": 1.0, "rating_episodes": 1}}}))
     paths.eval_seeds.parent.mkdir(parents=True, exist_ok=True)
     paths.eval_seeds.write_text(json.dumps({"seeds": [7, 8, 9]}))

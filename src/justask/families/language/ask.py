@@ -82,13 +82,14 @@ def ask_language(text: str, params: Params, root: Path = Path("."), *, model: st
     ``gif``, save the episode to ``gif_path`` (default: under artifacts/language/ask/)."""
     import torch
 
+    from justask.io import files_digest
     from justask.render import write_gif
 
     from .asking import rollout_asks
     from .encoders import unknown_words_message
     from .env import make_grid_env
     from .grammar import parse
-    from .policy import load_policy
+    from .policy import load_policy, policy_provenance
 
     if "language" not in params.families:
         raise AskError("params.yaml has no families.language section; add one (see profiles/default.yaml)")
@@ -102,7 +103,11 @@ def ask_language(text: str, params: Params, root: Path = Path("."), *, model: st
     if not ckpt.exists():
         raise AskError(f"{ckpt}: no trained policy; run `dvc repro train@language` (or pick --model/--train-seed "
                        f"among models {', '.join(cfg.train.models)} and seeds {cfg.train.seeds})")
-    policy, vocab, _ = load_policy(ckpt)
+    data = family_paths("language", root).relabel / cfg.train.models[model].data
+    if not data.exists():
+        raise AskError(f"{data}: missing, so the policy's provenance cannot be checked; "
+                       "run `dvc repro relabel@language`")
+    policy, vocab, _ = load_policy(ckpt, expect=policy_provenance(params, model, files_digest(data)))
     if policy.spec.encoder == "word" and (msg := unknown_words_message(text, vocab)):
         raise AskError(msg)
     try:

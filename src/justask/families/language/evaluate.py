@@ -26,7 +26,7 @@ from justask.config import Params
 from justask.device import pick_device
 from justask.errors import StageFailed
 from justask.executors import run_all
-from justask.io import atomic_write, write_json, write_text
+from justask.io import atomic_write, files_digest, write_json, write_text
 from justask.metrics import iqm_with_ci
 from justask.paths import family_paths
 from justask.render import figure_to
@@ -35,7 +35,7 @@ from justask.tracking import setup_mlflow
 
 from .asking import CONTACTS, GROUPS, rollout_asks
 from .grammar import parse
-from .policy import load_policy
+from .policy import load_policy, policy_provenance
 
 
 def ask_job(job: tuple[Path, list[dict], str, int]) -> list[dict]:
@@ -64,11 +64,18 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     gifs_done = False
     paths.evaluate.mkdir(parents=True, exist_ok=True)
     keys, jobs = [], []
+    data_digests: dict[str, str] = {}
     for name in cfg.train.models:
+        data = cfg.train.models[name].data
+        try:
+            data_digests.setdefault(data, files_digest(paths.relabel / data))
+        except FileNotFoundError:
+            raise StageFailed(f"{paths.relabel / data}: missing; run `dvc repro relabel@language`") from None
+        expect = policy_provenance(params, name, data_digests[data])
         for seed in cfg.train.seeds:
             ckpt = paths.train / name / f"seed{seed}" / "model.pt"
             try:
-                model, vocab, _ = load_policy(ckpt, device)
+                model, vocab, _ = load_policy(ckpt, device, expect)
             except FileNotFoundError:
                 raise StageFailed(f"{ckpt}: missing; run `dvc repro train@language`") from None
             except ValueError as e:

@@ -34,7 +34,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from justask.training.checkpoints import read_payload, rebuild, save_checkpoint
+from justask.training.checkpoints import (
+    check_provenance,
+    provenance,
+    read_payload,
+    rebuild,
+    save_checkpoint,
+    settings_digest,
+)
 from justask.training.loop import Optimisation
 
 from .encoders import build_instruction_encoder
@@ -215,16 +222,28 @@ def instruction_features(encoder: str, texts: list[str], vocab: Vocabulary,
     return {"sentence": SentenceEmbedder().embed(texts)}
 
 
-def save_policy(path: Path, hp: dict, spec: GridSpec, model: torch.nn.Module, vocab: Vocabulary, meta: dict) -> None:
-    """Write what :func:`load_policy` needs to act on new instructions: weights, settings, vocabulary."""
-    save_checkpoint(path, KIND, hp, spec, model, meta, vocabulary=list(vocab.words))
+def save_policy(path: Path, hp: dict, spec: GridSpec, model: torch.nn.Module, vocab: Vocabulary, meta: dict,
+                prov: dict | None = None) -> None:
+    """Write what :func:`load_policy` needs to act on new instructions: weights, settings, vocabulary
+    (and where it comes from, :func:`policy_provenance`)."""
+    save_checkpoint(path, KIND, hp, spec, model, meta, prov, vocabulary=list(vocab.words))
 
 
-def load_policy(path: Path, device: torch.device | str = "cpu"):
+def policy_provenance(params, name: str, data_digest: str) -> dict:
+    """What model ``name``'s checkpoints must have been trained for and on (``data_digest``: that of
+    the relabeled table it reads, :func:`justask.io.files_digest`)."""
+    data = params.family("language").train.models[name].data
+    return provenance("language", data, name, settings_digest(params, "language"), data_digest)
+
+
+def load_policy(path: Path, device: torch.device | str = "cpu", expect: dict | None = None):
     """Rebuild an instruction policy and its vocabulary from ``model.pt`` (``weights_only=True``);
     returns ``(model, vocabulary, payload)``. Raises :class:`CheckpointError` naming the file when it
-    is damaged, holds another family's model or weights of another shape than its settings."""
+    is damaged, holds another family's model or weights of another shape than its settings, or
+    (with ``expect``) was trained for another model, configuration or data."""
     payload = read_payload(path, device, (KIND,), "language")
+    if expect is not None:
+        check_provenance(path, payload, expect, "dvc repro train@language")
     vocab: list[Vocabulary] = []
 
     def build(p: dict) -> InstructionPolicy:

@@ -23,7 +23,7 @@ import torch
 from justask.config import Params
 from justask.device import pick_device
 from justask.errors import StageFailed
-from justask.io import write_json, write_text
+from justask.io import files_digest, write_json, write_text
 from justask.paths import family_paths
 from justask.seeding import seed_everything
 from justask.tracking import setup_mlflow
@@ -33,7 +33,7 @@ from justask.training.runs import curves_csv, fit_and_save
 from justask.training.tune import tune
 
 from .grammar import Vocabulary
-from .policy import GridSpec, candidate, instruction_features, load_policy, save_policy
+from .policy import GridSpec, candidate, instruction_features, load_policy, policy_provenance, save_policy
 from .table import InstructionSteps, InstructionTable
 
 
@@ -98,6 +98,7 @@ def train(params: Params, root: Path = Path(".")) -> None:
             write_json(paths.train / name / "hparams.json", {"model": name, "hp": hp, "steps": mcfg.steps,
                                                             "data": mcfg.data, "encoder": mcfg.encoder,
                                                             "reader": mcfg.reader})
+            prov = policy_provenance(params, name, files_digest(paths.relabel / mcfg.data))
             for seed in cfg.seeds:
                 build, optimisation = candidate(spec, hp, mcfg.steps)
                 curves += fit_and_save(
@@ -105,7 +106,7 @@ def train(params: Params, root: Path = Path(".")) -> None:
                     label={"dataset": mcfg.data, "model": name, "seed": seed}, hp=hp, build=build,
                     train=train_data, val=val_data, optimisation=optimisation,
                     loop=Loop(cfg.eval_every, cfg.patience, seed, device, cfg.val_batch),
-                    save=partial(_save, hp, spec, vocab), run_dir=paths.train / name / f"seed{seed}",
+                    save=partial(_save, hp, spec, vocab, prov), run_dir=paths.train / name / f"seed{seed}",
                     meta={"model": name, "seed": seed}, register_as=f"justask-language-{name}",
                     pyfunc=InstructionPolicyModel(),
                     resume=Resume(paths.resume_file(mcfg.data, name, seed), {"hp": hp, "spec": repr(spec)}),
@@ -115,5 +116,6 @@ def train(params: Params, root: Path = Path(".")) -> None:
     shutil.rmtree(paths.checkpoints, ignore_errors=True)  # every fit finished: nothing to resume
 
 
-def _save(hp: dict, spec: GridSpec, vocab: Vocabulary, path: Path, model: torch.nn.Module, meta: dict) -> None:
-    save_policy(path, hp, spec, model, vocab, meta)
+def _save(hp: dict, spec: GridSpec, vocab: Vocabulary, prov: dict, path: Path, model: torch.nn.Module,
+          meta: dict) -> None:
+    save_policy(path, hp, spec, model, vocab, meta, prov)

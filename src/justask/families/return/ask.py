@@ -26,6 +26,7 @@ def ask_return(params, root: Path = Path("."), *, score: float = 100.0, skill: f
     from justask.metrics import normalized_score, target_return
     from justask.models import CONDITIONED, SKILL_CONDITIONED
 
+    from .provenance import expected_provenance
     from .summary import collect_summary
 
     if "return" not in params.families:
@@ -42,8 +43,10 @@ def ask_return(params, root: Path = Path("."), *, score: float = 100.0, skill: f
     if not ckpt.exists():
         raise lander.AskError(f"{ckpt}: no trained policy; run `dvc repro train@return`")
     summary = collect_summary(paths)
-    refs = (summary["ref_min_score"], summary["ref_max_score"])
-    policy, _ = load_for_env(ckpt, fam.env)
+    refs = (summary["datasets"][dataset].get("ref_min_score", summary["ref_min_score"]),
+            summary["datasets"][dataset].get("ref_max_score", summary["ref_max_score"]))
+    policy, _ = load_for_env(ckpt, fam.env, provenance=expected_provenance(params, paths, dataset, model),
+                             rerun="dvc repro train@return")
     if model in CONDITIONED:
         target, label = target_return(score / 100.0, *refs), f"score{score:g}"
         what = f"score {score:g} (return {target:.1f})"

@@ -26,7 +26,7 @@ def collection_cases(settings, folder: Path) -> list[CollectionCase]:
 
     cfg = settings.params.family("return").collect
     env, workers = _env(settings), settings.workers_for(cfg.workers)
-    behaviours = sorted({(b.controller, b.epsilon) for mix in cfg.datasets.values() for b in mix})
+    behaviours = sorted({(b.controller, b.epsilon) for mix in cfg.mixes.values() for b in mix})
     per = 2 if settings.quick else cfg.envs_per_worker
     if settings.quick:
         behaviours = behaviours[:2]

@@ -13,10 +13,15 @@ from justask.settings import (
     FamilySection,
     FitConfig,
     Increasing,
+    MinariSource,
     PolicyConfig,
     Strict,
     ValidateConfig,
+    own_or_minari,
 )
+
+# A dataset: a mix of behaviours the collect stage rolls out, or a Minari dataset brought as is.
+DatasetEntry = Annotated[list[BehaviourSpec] | MinariSource, own_or_minari(list[BehaviourSpec])]
 
 
 class CollectConfig(Strict):
@@ -24,14 +29,16 @@ class CollectConfig(Strict):
     envs_per_worker: Annotated[int, Field(ge=1, le=512)] = 16
     reference_episodes: Annotated[int, Field(ge=2)] = 50
     rating_episodes: Annotated[int, Field(ge=2)] = 20  # per behaviour: its skill rating, outside every dataset
-    datasets: dict[str, list[BehaviourSpec]]
+    datasets: dict[str, DatasetEntry]
 
     @field_validator("datasets")
     @classmethod
-    def non_empty(cls, v: dict[str, list[BehaviourSpec]]) -> dict[str, list[BehaviourSpec]]:
+    def non_empty(cls, v: dict[str, DatasetEntry]) -> dict[str, DatasetEntry]:
         if not v:
-            raise ValueError("declare at least one dataset (name: list of behaviours)")
+            raise ValueError("declare at least one dataset (name: list of behaviours, or name: {minari: path or id})")
         for name, mix in v.items():
+            if isinstance(mix, MinariSource):
+                continue
             if not mix:
                 raise ValueError(f"dataset {name!r} has no behaviours")
             names = [b.name for b in mix]
@@ -41,6 +48,16 @@ class CollectConfig(Strict):
                 raise ValueError(f"dataset {name!r} has {sum(b.episodes for b in mix)} episode in all; relabel "
                                  "splits episodes into training and validation, so raise episodes to 2 or more")
         return v
+
+    @property
+    def mixes(self) -> dict[str, list[BehaviourSpec]]:
+        """The datasets collect rolls out: name -> behaviours."""
+        return {name: d for name, d in self.datasets.items() if not isinstance(d, MinariSource)}
+
+    @property
+    def imported(self) -> dict[str, MinariSource]:
+        """The datasets brought from Minari: name -> source."""
+        return {name: d for name, d in self.datasets.items() if isinstance(d, MinariSource)}
 
 
 class RelabelConfig(Strict):

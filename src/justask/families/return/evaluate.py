@@ -32,7 +32,9 @@ from justask.paths import family_paths
 from justask.seeding import held_out_seeds, seed_everything, stream_seeds
 from justask.steps import StepTable
 from justask.tracking import setup_mlflow
+from justask.training.checkpoints import provenance
 
+from .provenance import trained_on
 from .summary import collect_summary
 
 
@@ -62,12 +64,15 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
                      "seeds": list(fam.train.seeds), "episodes_per_target": ecfg.episodes,
                      "target_fractions": fractions, "datasets": {}, "behaviours": {}}
     data_returns = {}
-    refs = (summary["ref_min_score"], summary["ref_max_score"])
-    for dataset in conditions["datasets"]:
+    for dataset, cond in conditions["datasets"].items():
         table, _ = StepTable.load(paths.relabeled(dataset), "dvc repro relabel@return")
         data_returns[dataset] = table.returns
         mine = best[best.dataset == dataset]
-        metrics["datasets"][dataset] = {
+        # A brought dataset may carry reference scores of its own: its targets were set by them.
+        refs = (cond["ref_min_score"], cond["ref_max_score"])
+        own = {} if refs == (summary["ref_min_score"], summary["ref_max_score"]) else {
+            "ref_min_score": refs[0], "ref_max_score": refs[1]}
+        metrics["datasets"][dataset] = {**own,
             **summarize(mine, *refs, table.returns, ecfg.bootstrap_reps, params.seed),
             "last": best_and_last(mine, last[last.dataset == dataset], *refs, ecfg.bootstrap_reps, params.seed),
             "conditioning_gap": conditioning_gaps(params, paths, dataset),
@@ -125,12 +130,17 @@ def rollout_rows(params: Params, paths, conditions: dict, seeds: list[int], devi
     keys, jobs = [], []
     for dataset, cond in conditions["datasets"].items():
         targets = [cond["target_returns"][f"{f:g}"] for f in fractions]
+        try:
+            source = trained_on(params, paths, dataset)
+        except FileNotFoundError:
+            raise StageFailed(f"{paths.relabeled(dataset)}: missing; run `dvc repro relabel@return`") from None
         for model_name in fam.train.models:
+            expect = provenance("return", dataset, model_name, **source)
             for tseed in fam.train.seeds:
                 for weights, file in (("best", "model.pt"), ("last", "last.pt")):
                     ckpt = paths.run_dir(dataset, model_name, tseed) / file
                     try:
-                        load_for_env(ckpt, fam.env, device)
+                        load_for_env(ckpt, fam.env, device, expect, "dvc repro train@return")
                     except FileNotFoundError:
                         raise StageFailed(f"{ckpt}: missing; run `dvc repro train@return`") from None
                     except ValueError as e:

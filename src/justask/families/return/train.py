@@ -24,6 +24,8 @@ from justask.steps import StepTable, data_spec
 from justask.tracking import setup_mlflow
 from justask.training.runs import curves_csv
 
+from .provenance import trained_on
+
 
 def train(params: Params, root: Path = Path(".")) -> None:
     fam, tcfg = params.family("return"), params.family("return").train
@@ -39,13 +41,16 @@ def train(params: Params, root: Path = Path(".")) -> None:
         except FileNotFoundError as e:
             raise StageFailed(str(e)) from None
         spec = data_spec(table, meta)
+        source = trained_on(params, paths, dataset)
         for kind, mcfg in tcfg.models.items():
             hp, rows = fit_policy(mlflow, paths=paths, dataset=dataset, folder=dataset, kind=kind, mcfg=mcfg,
                                   table=table, spec=spec, cfg=tcfg, seed=params.seed, device=device,
-                                  profile=params.profile, register_as=f"justask-return-{dataset}-{kind}")
+                                  profile=params.profile, register_as=f"justask-return-{dataset}-{kind}",
+                                  source=source)
             write_json(paths.train / dataset / kind / "hparams.json",
                        {"model": kind, "hp": hp, "steps": mcfg.steps, "tuned": bool(mcfg.tune and kind in CONDITIONED)})
             curves += rows
     write_text(paths.base / "curves.csv", curves_csv(curves))
     shutil.rmtree(paths.checkpoints, ignore_errors=True)  # every fit finished: nothing to resume
     print(f"train: done in {time.perf_counter() - t0:.1f}s on {device}")
+

@@ -30,7 +30,7 @@ def ask_reward(params, root: Path = Path("."), *, quantile: float = 1.1, learned
     from justask.metrics import normalized_score
     from justask.steps import StepTable
 
-    from .asks import learned_folder, policy_folder, quantile_target
+    from .asks import learned_folder, policy_folder, policy_provenance, quantile_target, ranking_provenance
     from .ranking import episode_rewards, load_learned_reward
 
     if "reward" not in params.families:
@@ -44,7 +44,7 @@ def ask_reward(params, root: Path = Path("."), *, quantile: float = 1.1, learned
     ckpt = paths.run_dir(policy_folder(round_), model, train_seed) / "model.pt"
     if not ckpt.exists():
         raise lander.AskError(f"{ckpt}: no trained policy; run `dvc repro train@reward`")
-    reward, _ = load_learned_reward(root)
+    reward, _ = load_learned_reward(root, expect=ranking_provenance(params, paths))
     data, _ = StepTable.load(paths.train / learned_folder(round_), "dvc repro train@reward")
     if learned_return is None:
         target = quantile_target(quantile, data.returns)
@@ -53,7 +53,8 @@ def ask_reward(params, root: Path = Path("."), *, quantile: float = 1.1, learned
         target, what = learned_return, f"learned return {learned_return:g}"
     summary = json.loads(paths.collect_summary.read_text())
     refs = (summary["ref_min_score"], summary["ref_max_score"])
-    policy, _ = load_for_env(ckpt, fam.env)
+    policy, _ = load_for_env(ckpt, fam.env, provenance=policy_provenance(params, paths, round_, model),
+                             rerun="dvc repro train@reward")
     seeds = lander.ask_seeds(params.seed, f"reward/ask/round{round_}", episodes, env_seed, paths.eval_seeds)
     rolled = lander.ask_lander(policy, fam.env, seeds, target, reward.countdown)
     asked = [lander.AskedEpisode(e.seed, e.ret, float(normalized_score(e.ret, *refs)), len(e),

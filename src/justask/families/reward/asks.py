@@ -1,9 +1,16 @@
-"""What the reward family's return-conditioned policies are asked for, and where each improvement
-round's data and policies live (shared by train's rounds and evaluate)."""
+"""What the reward family's return-conditioned policies are asked for, where each improvement
+round's data and policies live, and what each checkpoint's provenance must say (shared by train,
+its rounds, evaluate and ask)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+
+from justask.io import files_digest
+from justask.paths import FamilyPaths
+from justask.training.checkpoints import provenance, settings_digest
 
 
 def quantile_target(q: float, returns) -> float:
@@ -31,3 +38,29 @@ def learned_folder(r: int) -> str:
 def round_model(kind: str, r: int) -> str:
     """Name of round ``r``'s ``kind`` policies in the metrics ("rvs", "rvs-round1", ...)."""
     return kind if r == 0 else f"{kind}-round{r}"
+
+
+def trained_on(params, data: Path) -> dict:
+    """The ``source`` of a reward-family checkpoint's provenance: the train settings' digest and
+    that of ``data``, the files it learned from."""
+    return {"config": settings_digest(params, "reward"), "data": files_digest(data)}
+
+
+def policy_provenance(params, paths: FamilyPaths, r: int, kind: str) -> dict:
+    """What round ``r``'s ``kind`` policies must have been trained for and on."""
+    return provenance("reward", "learned" if r == 0 else f"round{r}", kind,
+                      **trained_on(params, paths.train / learned_folder(r)))
+
+
+def oracle_provenance(params, paths: FamilyPaths) -> dict:
+    return provenance("reward", "oracle", "pct_bc", **trained_on(params, paths.relabeled("oracle")))
+
+
+def ranking_provenance(params, paths: FamilyPaths) -> dict:
+    """Every ensemble member's: fitted on the relabel stage's snippets and pairs."""
+    return provenance("reward", "ranking", "reward", **trained_on(params, paths.relabel))
+
+
+def ppo_provenance(params, paths: FamilyPaths) -> dict:
+    """PPO's: trained online on the learned reward, so its data is the ranking ensemble."""
+    return provenance("reward", "ppo", "ppo", **trained_on(params, paths.train / "ranking"))

@@ -44,8 +44,17 @@ from justask.seeding import held_out_seeds, seed_everything
 from justask.steps import StepTable
 from justask.tracking import setup_mlflow
 
-from .asks import learned_folder, policy_folder, quantile_target, round_model
-from .ppo import PPOEvalJob, run_ppo_eval_job
+from .asks import (
+    learned_folder,
+    oracle_provenance,
+    policy_folder,
+    policy_provenance,
+    ppo_provenance,
+    quantile_target,
+    ranking_provenance,
+    round_model,
+)
+from .ppo import PPOEvalJob, load_ppo_policy, run_ppo_eval_job
 from .ranking import countdown_fn, load_learned_reward
 from .streams import collect_env_seeds
 
@@ -97,7 +106,7 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     t0 = time.perf_counter()
     try:
         summary = json.loads(paths.collect_summary.read_text())
-        reward, ensemble = load_learned_reward(root, device)
+        reward, ensemble = load_learned_reward(root, device, ranking_provenance(params, paths))
         learned, learned_meta = StepTable.load(paths.train / "learned", "dvc repro train@reward")
         held = read_episodes(paths.dataset("held_out"))
         held_behaviours = json.loads(read_metadata(paths.dataset("held_out"))["behaviours"])
@@ -133,12 +142,14 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     # One job per policy and seed, plus the clone; each loads its checkpoint (and the learned
     # reward) from file wherever it runs, so results match the in-process run.
     keys, jobs = [], []
+    expected = {(r, kind): policy_provenance(params, paths, r, kind) for r in range(n_rounds + 1)
+                for kind in fam.train.models}
     for r, asks in enumerate(asks_by_round):
         for kind in fam.train.models:
             for tseed in fam.train.seeds:
                 ckpt = paths.run_dir(policy_folder(r), kind, tseed) / "model.pt"
                 try:
-                    load_for_env(ckpt, fam.env, device)
+                    load_for_env(ckpt, fam.env, device, expected[r, kind], "dvc repro train@reward")
                 except FileNotFoundError:
                     raise StageFailed(f"{ckpt}: missing; run `dvc repro train@reward`") from None
                 keys.append((round_model(kind, r), tseed, asks))
@@ -148,9 +159,11 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     references = [("bc", 0, paths.collect / "clone" / "model.pt")]
     if fam.train.oracle is not None:
         references += [("oracle-filter", t, paths.run_dir("oracle", "pct_bc", t) / "model.pt") for t in fam.train.seeds]
-    for _, _, ckpt in references:
+    for name, _, ckpt in references:
         if not ckpt.exists():
             raise StageFailed(f"{ckpt}: missing; run `dvc repro train@reward`")
+        if name == "oracle-filter":
+            load_for_env(ckpt, fam.env, device, oracle_provenance(params, paths), "dvc repro train@reward")
         jobs.append(RolloutJob(ckpt.absolute(), fam.env, tuple(seeds), (0.0,) * len(seeds), ecfg.num_envs, str(device)))
     results = rollout_checkpoints(jobs, params.scale.workers, params.scale)
     policy_results, reference_results = results[:len(keys)], results[len(keys):]
@@ -160,6 +173,7 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
         for job in ppo_jobs:
             if not job.checkpoint.exists():
                 raise StageFailed(f"{job.checkpoint}: missing; run `dvc repro train@reward`")
+            load_ppo_policy(job.checkpoint, fam.env, ppo_provenance(params, paths))
         for t, res in zip(fam.train.seeds, run_all(run_ppo_eval_job, ppo_jobs, params.scale.workers, params.scale),
                           strict=True):
             add("ppo", t, [EpisodeResult(0.0, seed, ret, length) for seed, ret, length in res], None, None)

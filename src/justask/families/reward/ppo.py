@@ -36,7 +36,7 @@ from justask.lunar.config import EnvConfig
 from justask.lunar.env import from_config, make_env, spaces
 from justask.rollout import run_episodes
 from justask.seeding import seed_everything
-from justask.training.checkpoints import read_payload, rebuild, save_checkpoint
+from justask.training.checkpoints import check_provenance, read_payload, rebuild, save_checkpoint
 
 from .ranking import learned_reward_fn
 
@@ -96,6 +96,7 @@ class PPOJob:
     timesteps: int
     seed: int  # torch / NumPy seed
     env_seeds: tuple[int, ...]  # one per env
+    provenance: dict  # what the checkpoint records (asks.ppo_provenance)
 
 
 class _Curve(BaseCallback):
@@ -149,7 +150,7 @@ def run_ppo_job(job: PPOJob) -> dict:
     steps = int(model.num_timesteps)
     meta = {"seed": job.seed, "env_steps": steps, "episodes": len(venv.learned_returns)}
     spec = {"env": job.env.id, "continuous": job.env.continuous, "obs_dim": int(venv.observation_space.shape[0])}
-    save_checkpoint(job.out / "model.pt", "ppo", hp, spec, model.policy, meta)
+    save_checkpoint(job.out / "model.pt", "ppo", hp, spec, model.policy, meta, job.provenance)
     write_text(job.out / "curve.csv", rows_csv(curve.rows))
     last = curve.rows[-1] if curve.rows else {}
     return {**meta, "learned_return_last": last.get("learned_return_mean"),
@@ -157,10 +158,12 @@ def run_ppo_job(job: PPOJob) -> dict:
             "curve": curve.rows}
 
 
-def load_ppo_policy(path: Path, env: EnvConfig) -> ActorCriticPolicy:
+def load_ppo_policy(path: Path, env: EnvConfig, expect: dict | None = None) -> ActorCriticPolicy:
     """The PPO policy saved at ``path``, for acting in ``env``; :class:`CheckpointError` naming the
-    file when it is not one."""
+    file when it is not one (or, with ``expect``, not the one with that provenance)."""
     payload = read_payload(path, "cpu", ("ppo",), "reward family's PPO reference")
+    if expect is not None:
+        check_provenance(path, payload, expect, "dvc repro train@reward")
     policy = rebuild(path, payload, lambda p: build_policy(env, p["hp"]), "a PPO policy")
     return policy.eval()
 

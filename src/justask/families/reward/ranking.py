@@ -32,7 +32,7 @@ from justask.errors import CheckpointError
 from justask.models.common import Normalizer
 from justask.paths import family_paths
 from justask.steps import Spec, StepTable, returns_to_go
-from justask.training.checkpoints import read_payload, rebuild
+from justask.training.checkpoints import check_provenance, read_payload, rebuild
 from justask.training.loop import Optimisation
 
 from .pairs import RankingTable, SnippetPairs
@@ -139,11 +139,14 @@ class LearnedReward:
         return np.zeros(len(obs)) if self.holds_ask else self(obs)
 
 
-def load_reward_net(path, device: torch.device | str = "cpu") -> RewardNet:
-    """Rebuild one ensemble member from its ``model.pt``; :class:`CheckpointError` naming the file otherwise."""
+def load_reward_net(path, device: torch.device | str = "cpu", expect: dict | None = None) -> RewardNet:
+    """Rebuild one ensemble member from its ``model.pt``; :class:`CheckpointError` naming the file
+    otherwise (or, with ``expect``, when its provenance differs)."""
     from justask.models import spec_of
 
     payload = read_payload(path, device, ("reward",), "reward family's learned reward")
+    if expect is not None:
+        check_provenance(path, payload, expect, "dvc repro train@reward")
     model = rebuild(path, payload, lambda p: RewardNet(spec_of(p), hidden=p["hp"]["hidden"], layers=p["hp"]["layers"],
                                                         dropout=p["hp"]["dropout"],
                                                         form=p["hp"].get("form", "state")), "a reward net")
@@ -154,8 +157,10 @@ def ranking_dir(root: Path) -> Path:
     return family_paths("reward", root).train / "ranking"
 
 
-def load_learned_reward(root: Path, device: torch.device | str = "cpu") -> tuple[LearnedReward, dict]:
-    """The trained ensemble as a NumPy reward function, and ``ensemble.json``."""
+def load_learned_reward(root: Path, device: torch.device | str = "cpu",
+                        expect: dict | None = None) -> tuple[LearnedReward, dict]:
+    """The trained ensemble as a NumPy reward function, and ``ensemble.json`` (``expect``: every
+    member's provenance, :func:`load_reward_net`)."""
     folder = ranking_dir(root)
     index = folder / "ensemble.json"
     try:
@@ -167,7 +172,7 @@ def load_learned_reward(root: Path, device: torch.device | str = "cpu") -> tuple
     if n < 1 or len(scales) != n:
         raise CheckpointError(f"{index}: lists {n} members but {len(scales)} scales; "
                               "re-run `dvc repro train@reward` to rebuild it.")
-    members = [load_reward_net(folder / f"member{k}" / "model.pt", device) for k in range(n)]
+    members = [load_reward_net(folder / f"member{k}" / "model.pt", device, expect) for k in range(n)]
     dims = {m.spec.obs_dim for m in members}
     if len(dims) > 1:
         raise CheckpointError(f"{folder}: ensemble members read observations of different sizes {sorted(dims)}; "

@@ -48,6 +48,7 @@ from justask.training.resume import Resume
 from justask.training.runs import curves_csv, log_curve
 from justask.training.tune import tune
 
+from .asks import ppo_provenance, ranking_provenance, trained_on
 from .pairs import RankingTable, SnippetPairs, load_pairs, member_shard
 from .ppo import PPOJob, run_ppo_job
 from .ranking import LearnedReward, learned_table, pair_accuracy, ranking_candidate, ranking_dir, ranking_spec
@@ -83,7 +84,8 @@ def train(params: Params, root: Path = Path(".")) -> None:
     for kind, mcfg in cfg.models.items():
         hps[kind], rows = fit_policy(mlflow, paths=paths, dataset="learned", folder="policies", kind=kind, mcfg=mcfg,
                                      table=learned, spec=pspec, cfg=cfg, seed=params.seed, device=device,
-                                     profile=params.profile, register_as=f"justask-reward-{kind}")
+                                     profile=params.profile, register_as=f"justask-reward-{kind}",
+                                     source=trained_on(params, paths.train / "learned"))
         write_json(paths.train / "policies" / kind / "hparams.json",
                    {"model": kind, "hp": hps[kind], "steps": mcfg.steps})
         curves += rows
@@ -103,7 +105,8 @@ def train(params: Params, root: Path = Path(".")) -> None:
             raise StageFailed(str(e)) from None
         _, rows = fit_policy(mlflow, paths=paths, dataset="oracle", folder="oracle", kind="pct_bc", mcfg=cfg.oracle,
                              table=oracle, spec=data_spec(oracle, oracle_meta), cfg=cfg, seed=params.seed,
-                             device=device, profile=params.profile, register_as=None)
+                             device=device, profile=params.profile, register_as=None,
+                             source=trained_on(params, paths.relabeled("oracle")))
         curves += rows
         print(f"train (reward): oracle filter done ({time.perf_counter() - t0:.0f}s)")
     # 6. The RL reference: PPO on the learned reward (the env's reward never reaches it).
@@ -119,8 +122,9 @@ def ppo_reference(mlflow, params: Params, paths) -> list[dict]:
     ``ppo/runs.json`` lists what each cost and reached."""
     cfg = params.family("reward").train.ppo
     fam = params.family("reward")
+    prov = ppo_provenance(params, paths)
     jobs = [PPOJob(paths.root.absolute(), (paths.train / "ppo" / f"seed{s}").absolute(), fam.env, cfg.hp,
-                   cfg.timesteps, params.seed + s, tuple(stream_seeds(params.seed, ppo_stream(s), cfg.n_envs)))
+                   cfg.timesteps, params.seed + s, tuple(stream_seeds(params.seed, ppo_stream(s), cfg.n_envs)), prov)
             for s in fam.train.seeds]
     runs = run_all(run_ppo_job, jobs, params.scale.workers, params.scale)
     for s, run in zip(fam.train.seeds, runs, strict=True):
@@ -154,6 +158,7 @@ def fit_ranking(params: Params, root: Path, device, mlflow) -> tuple[LearnedRewa
     train_pairs = SnippetPairs(table, pairs_train, device)  # for tuning; members may see shards of it
     val_pairs = SnippetPairs(table, pairs_val, device, max_rows=cfg.val_rows)
     members, scales = [], []
+    prov = ranking_provenance(params, paths)
     with mlflow.start_run(run_name="reward-ranking"):
         mlflow.set_tags({"family": "reward", "model": "ranking", "profile": params.profile})
         hp = rcfg.hp
@@ -186,7 +191,7 @@ def fit_ranking(params: Params, root: Path, device, mlflow) -> tuple[LearnedRewa
                 ckpt = ranking_dir(root) / f"member{k}" / "model.pt"
                 save_checkpoint(ckpt, "reward", hp, spec, result.model,
                                 {"member": k, "seed": seed, "best_val_loss": result.best_val_loss,
-                                 "best_step": result.best_step, "val_pair_accuracy": accuracy})
+                                 "best_step": result.best_step, "val_pair_accuracy": accuracy}, prov)
                 mlflow.set_tags({"checkpoint": str(ckpt), "checkpoint_sha256": file_sha256(ckpt)})
                 members.append(result.model)
                 scales.append(max(scale, 1e-8))
