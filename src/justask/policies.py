@@ -19,6 +19,7 @@ import torch
 
 from justask.models import CONDITIONED, Spec, candidate, condition_of
 from justask.paths import FamilyPaths
+from justask.registry import policy_entry
 from justask.settings import FitConfig, PolicyConfig
 from justask.steps import Steps, StepTable
 from justask.training.checkpoints import provenance, save_checkpoint
@@ -108,7 +109,7 @@ def fit_policy(mlflow, *, paths: FamilyPaths, dataset: str, folder: str, kind: s
                 loop=Loop(cfg.eval_every, cfg.patience, s, device, cfg.val_batch),
                 save=partial(_save, kind, hp, spec, provenance(family, dataset, kind, **source)),
                 run_dir=paths.run_dir(folder, kind, s),
-                meta={"dataset": dataset, "seed": s}, register_as=register_as,
+                meta={"dataset": dataset, "seed": s}, register_as=register_as, entry=policy_entry(spec),
                 resume=Resume(paths.resume_file(folder, kind, s), {"kind": kind, "hp": hp, "spec": repr(spec)}),
                 fix=f"lower the {kind} model's lr in params.yaml or check the relabeled data",
                 measure=measure, keep_last=True)

@@ -1,51 +1,65 @@
-"""MLflow model-registry entries for trained policies: pyfunc wrappers around ``model.pt``.
+"""MLflow model-registry entries for trained policies, logged as models from code (nothing pickled).
 
 ``mlflow.pyfunc.load_model("models:/justask-return-<dataset>-<model>/<version>")`` (also
-``justask-reward-<model>``) gives a model whose ``predict`` maps a DataFrame of observations
-(``obs_0``.. columns) and a ``rtg`` column to greedy actions, one step at a time (a DT sees a
-window of one step). A family whose policies read other inputs passes its own wrapper to
-:func:`register` (the language family's reads an image, a direction and an instruction).
+``justask-reward-<model>`` and ``justask-language-<model>``) gives a model whose ``predict`` maps a
+DataFrame to greedy actions, one step at a time. Each family's model is a file MLflow runs to build
+it (:data:`POLICY_CODE` for return-conditioned policies: columns ``obs_0``.. and ``rtg``, optional
+``timestep``; a DT sees a window of one step); the file's ``load_context`` reads the checkpoint
+logged beside it as the artifact ``checkpoint``. Every training seed is one version of its model,
+tagged with its seed, dataset and training run id.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import torch
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema, TensorSpec
+
+POLICY_CODE = Path(__file__).with_name("registered_policy.py")
 
 
-class PolicyModel(mlflow.pyfunc.PythonModel):
-    def load_context(self, context) -> None:
-        from justask.models import load_model
+@dataclass(frozen=True)
+class Entry:
+    """How a family's policies enter the registry: ``code``, a models-from-code file ending with
+    ``mlflow.models.set_model(...)``; ``example``, one row of what ``predict`` takes; ``signature``,
+    its inputs and outputs."""
 
-        self.model, _ = load_model(Path(context.artifacts["checkpoint"]))
-
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
-        spec = self.model.spec
-        obs = torch.as_tensor(model_input[[f"obs_{i}" for i in range(spec.obs_dim)]].to_numpy(np.float32))
-        n = len(obs)
-        batch = {
-            "obs": obs[:, None],
-            "rtg": torch.as_tensor(model_input["rtg"].to_numpy(np.float32))[:, None],
-            "actions": torch.zeros((n, 1) if spec.discrete else (n, 1, spec.act_dim),
-                                   dtype=torch.long if spec.discrete else torch.float32),
-            "timesteps": torch.as_tensor(
-                model_input.get("timestep", pd.Series(np.zeros(n))).to_numpy(np.int64))[:, None],
-            "mask": torch.ones(n, 1, dtype=torch.bool),
-        }
-        return self.model.act(batch).numpy()
+    code: Path
+    example: pd.DataFrame
+    signature: ModelSignature
 
 
-def register(mlflow, checkpoint: Path, name: str, python_model: mlflow.pyfunc.PythonModel | None = None) -> None:
-    """Log ``checkpoint`` as a pyfunc model in the active run and register it as ``name``;
-    ``python_model`` wraps it (default :class:`PolicyModel`; a family with other inputs brings its own,
-    whose ``load_context`` reads ``context.artifacts["checkpoint"]``)."""
-    mlflow.pyfunc.log_model(
-        name="model", python_model=python_model or PolicyModel(),
-        artifacts={"checkpoint": str(checkpoint)},
-        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "justask"],
-        registered_model_name=name,
-    )
+def policy_entry(spec) -> Entry:
+    """The registry entry of a return-conditioned policy of ``spec`` (:class:`justask.models.Spec`)."""
+    obs = [f"obs_{i}" for i in range(spec.obs_dim)]
+    inputs = Schema([ColSpec("double", c) for c in [*obs, "rtg"]] + [ColSpec("long", "timestep", required=False)])
+    actions = TensorSpec(np.dtype(np.int64), (-1,)) if spec.discrete else TensorSpec(np.dtype(np.float32),
+                                                                                      (-1, spec.act_dim))
+    example = pd.DataFrame({**{c: [0.0] for c in obs}, "rtg": [0.0], "timestep": [0]})
+    return Entry(POLICY_CODE, example, ModelSignature(inputs, Schema([actions])))
+
+
+def register(mlflow, checkpoint: Path, name: str, entry: Entry, tags: dict[str, str]) -> int:
+    """Log ``checkpoint`` as ``entry``'s model in the active run and add it to the registered model
+    ``name`` as a new version tagged with ``tags`` (and the run id); returns the version."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    info = mlflow.pyfunc.log_model(
+        name="model", python_model=str(entry.code), artifacts={"checkpoint": str(checkpoint)},
+        signature=entry.signature, input_example=entry.example,
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "justask"])
+    client = MlflowClient()
+    try:
+        client.create_registered_model(name)
+    except MlflowException as e:  # registered by an earlier seed or run: a new version of it
+        if e.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    run_id = mlflow.active_run().info.run_id
+    version = client.create_model_version(name, info.model_uri, run_id=run_id, tags={**tags, "run_id": run_id})
+    return int(version.version)

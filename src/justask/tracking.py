@@ -30,7 +30,10 @@ def setup_mlflow(cfg: TrackingConfig, root: Path):
     """Point MLflow at the configured store and experiment; returns the mlflow module."""
     logging.getLogger("alembic").setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per logged model otherwise
     import mlflow
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # set after import: mlflow sets INFO on import
 
     uri = tracking_uri(cfg, root)
     mlflow.set_tracking_uri(uri)

@@ -6,14 +6,16 @@ import numpy as np
 import pandas as pd
 import torch
 
+from helpers import family_module
 from justask.families.language.grammar import Vocabulary
 from justask.families.language.policy import GridSpec, build_policy, instruction_features, save_policy
-from justask.families.language.train import InstructionPolicyModel
 from justask.models import Spec, build_model
-from justask.registry import register
+from justask.registry import policy_entry, register
 from justask.settings import TrackingConfig
 from justask.tracking import setup_mlflow
 from justask.training.checkpoints import save_checkpoint
+
+registry_entry = family_module("language", "train").registry_entry
 
 
 def test_registered_policies_load_by_name_and_act_like_their_checkpoints(tmp_path):
@@ -29,9 +31,13 @@ def test_registered_policies_load_by_name_and_act_like_their_checkpoints(tmp_pat
     hp = {"hidden": 8, "context": 2, "dropout": 0.0}
     policy = build_policy(hp, grid).eval()
     save_policy(tmp_path / "language.pt", hp, grid, policy, vocab, {})
-    with mlflow.start_run():
-        register(mlflow, tmp_path / "rvs.pt", "justask-test-rvs")
-        register(mlflow, tmp_path / "language.pt", "justask-test-language", InstructionPolicyModel())
+    with mlflow.start_run() as run:
+        for seed in (0, 1):  # one version per training seed, tagged with it and the run
+            version = register(mlflow, tmp_path / "rvs.pt", "justask-test-rvs", policy_entry(spec), {"seed": str(seed)})
+            assert version == seed + 1
+        register(mlflow, tmp_path / "language.pt", "justask-test-language", registry_entry(), {"seed": "0"})
+    tags = mlflow.MlflowClient().get_model_version("justask-test-rvs", "2").tags
+    assert tags == {"seed": "1", "run_id": run.info.run_id}
 
     obs = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
     frame = pd.DataFrame({**{f"obs_{i}": obs[:, i] for i in range(3)}, "rtg": np.linspace(-5, 5, 5)})

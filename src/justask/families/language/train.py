@@ -5,7 +5,7 @@ storage and search space as every family), then each seed is fitted and saved as
 ``artifacts/language/train/<model>/seed<k>/model.pt`` (weights, settings and vocabulary; loads
 with ``weights_only=True``). Every trial and fit is an MLflow run; every fit is registered as
 ``justask-language-<model>``, a pyfunc model on image, direction and instruction
-(:class:`InstructionPolicyModel`).
+(``registered_policy.py``, logged as a model from code).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import time
 from functools import partial
 from pathlib import Path
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import torch
@@ -25,6 +24,7 @@ from justask.device import pick_device
 from justask.errors import StageFailed
 from justask.io import files_digest, write_json, write_text
 from justask.paths import family_paths
+from justask.registry import Entry
 from justask.seeding import seed_everything
 from justask.tracking import setup_mlflow
 from justask.training.loop import Loop
@@ -33,28 +33,23 @@ from justask.training.runs import curves_csv, fit_and_save
 from justask.training.tune import tune
 
 from .grammar import Vocabulary
-from .policy import GridSpec, candidate, instruction_features, load_policy, policy_provenance, save_policy
+from .policy import GridSpec, candidate, instruction_features, policy_provenance, save_policy
 from .table import InstructionSteps, InstructionTable
 
 
-class InstructionPolicyModel(mlflow.pyfunc.PythonModel):
-    """The registered form of an instruction policy: ``predict`` maps columns ``image`` (a 7x7x3
-    nested list, minigrid's encoding), ``direction`` and ``instruction`` (text) to actions, one
-    frame at a time."""
+def registry_entry() -> Entry:
+    """How instruction policies enter MLflow's registry: the model-from-code file beside this one;
+    columns ``image`` (a 7x7x3 nested list, minigrid's encoding), ``direction`` and ``instruction``."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema, TensorSpec
+    from mlflow.types.schema import Array
 
-    def load_context(self, context) -> None:
-        self.model, self.vocab, _ = load_policy(Path(context.artifacts["checkpoint"]))
-
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
-        n = len(model_input)
-        batch = {
-            "images": torch.as_tensor(np.stack([np.asarray(x, np.uint8) for x in model_input["image"]]))[:, None],
-            "directions": torch.as_tensor(model_input["direction"].to_numpy(np.int64))[:, None],
-            "mask": torch.ones(n, 1, dtype=torch.bool),
-        }
-        features = instruction_features(self.model.spec.encoder, list(model_input["instruction"]), self.vocab,
-                                        self.model.spec.reader)
-        return self.model.act(batch | {k: torch.as_tensor(v) for k, v in features.items()}).numpy()
+    inputs = Schema([ColSpec(Array(Array(Array("long"))), "image"), ColSpec("long", "direction"),
+                     ColSpec("string", "instruction")])
+    example = pd.DataFrame({"image": [np.zeros((7, 7, 3), np.int64).tolist()], "direction": [0],
+                            "instruction": ["go to the red ball"]})
+    return Entry(Path(__file__).with_name("registered_policy.py"), example,
+                 ModelSignature(inputs, Schema([TensorSpec(np.dtype(np.int64), (-1,))])))
 
 
 def train(params: Params, root: Path = Path(".")) -> None:
@@ -108,7 +103,7 @@ def train(params: Params, root: Path = Path(".")) -> None:
                     loop=Loop(cfg.eval_every, cfg.patience, seed, device, cfg.val_batch),
                     save=partial(_save, hp, spec, vocab, prov), run_dir=paths.train / name / f"seed{seed}",
                     meta={"model": name, "seed": seed}, register_as=f"justask-language-{name}",
-                    pyfunc=InstructionPolicyModel(),
+                    entry=registry_entry(),
                     resume=Resume(paths.resume_file(mcfg.data, name, seed), {"hp": hp, "spec": repr(spec)}),
                     fix=f"lower families.language.train.models.{name}.lr")
             print(f"train (language): {name} done ({time.perf_counter() - t0:.0f}s)")
