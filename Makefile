@@ -5,7 +5,7 @@
 #   make run    run the pipeline of the active profile (params.yaml), print stage times and results
 #               `make run PROFILE=test` switches params.yaml to profiles/test.yaml first;
 #               `make run FAMILIES="return reward"` runs only those families' stages
-#   make test   pytest          make lint   ruff + actionlint          make clean   caches
+#   make test   pytest, 2 workers  make lint   ruff + actionlint          make clean   caches
 #
 # Where data/ comes from on a fresh clone (no network, empty DVC cache):
 #   data/ is git-ignored and tracked by data.dvc, whose output names `remote: inputs`.
@@ -28,6 +28,7 @@ STAGES := collect validate relabel train evaluate
 PROFILE ?=
 FAMILIES ?=
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 # Wall seconds of each stage the last time `make run` ran it on this machine (DVC's tmp, not tracked).
 RUN_TIMES := .dvc/tmp/run-times.tsv
 
@@ -48,9 +49,12 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Reinstalls whenever the lock file or pyproject.toml changes.
+# Quiet (-q): a new user's screen starts with what the pipeline will do, not pip's download lines;
+# pip's warnings and errors still show.
 $(STAMP): requirements.lock pyproject.toml | $(VENV)/bin/python
-	$(VENV)/bin/python -m pip install -r requirements.lock
-	$(VENV)/bin/python -m pip install --no-deps -e .
+	@echo "installing the pinned dependencies (requirements.lock) into $(VENV): a few minutes the first time"
+	$(VENV)/bin/python -m pip install -q -r requirements.lock
+	$(VENV)/bin/python -m pip install -q --no-deps -e .
 	touch $@
 
 # A directory target: pulled when missing or older than data.dvc (e.g. after a checkout that
@@ -113,8 +117,10 @@ pr-metrics: venv
 	for fam in $$(cd "$$d/repo" && justask families --names); do cp "$$d/repo/metrics/$$fam.json" metrics/pr/; done; \
 	echo "metrics/pr/ <- the pr profile's metrics of $$(git rev-parse --short HEAD)"
 
+# Two workers (pytest-xdist), a test file at a time each, in collection order (tests/conftest.py
+# puts the longest file first): the suite's wall time on CI's 2 cores is about its longest file's.
 test: venv data
-	pytest $(PYTEST_ARGS)
+	pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: venv
 	ruff check .

@@ -4,6 +4,7 @@
   great_expectations: no analytics, a temporary PREFECT_HOME (and a 90 s start-up timeout for the
   ephemeral Prefect API, whose first migration is slow), MLflow tracking in a temporary SQLite
   database, and the venv's bin dir first on PATH (dvc runs `justask` from there).
+* ``pytest_collection_modifyitems`` runs the longest file first (for `make test`'s two workers).
 * ``make_repo_copy`` / ``repo_copy``: a temporary copy of the repository on the test profile (see
   :func:`helpers.copy_repo`).
 """
@@ -37,6 +38,13 @@ def pytest_configure(config: pytest.Config) -> None:
     # Never talk to a real Prefect server or Prefect Cloud from tests.
     for var in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE"):
         os.environ.pop(var, None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The longest file, the end-to-end runs of tests/pipeline/test_pipeline.py, goes first: `make
+    test` runs files on two workers (pytest-xdist, ``--dist loadfile`` in collection order), and
+    started last it would leave one worker idle for its whole length. Otherwise the order is kept."""
+    items.sort(key=lambda item: item.path.name != "test_pipeline.py")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
