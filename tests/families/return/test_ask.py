@@ -42,6 +42,8 @@ def repo(tmp_path, monkeypatch) -> Path:
     prov = expected_provenance(load_params(tmp_path / "params.yaml"), paths, dataset, "dt")
     save_checkpoint(paths.run_dir(dataset, "dt", 0) / "model.pt", "dt", HP, spec, build_model("dt", HP, spec), {},
                     prov)
+    paths.conditions.write_text(json.dumps({"datasets": {dataset: {"ref_min_score": REFS[0],
+                                                                   "ref_max_score": REFS[1]}}}))
     paths.collect_summary.parent.mkdir(parents=True, exist_ok=True)
     paths.collect_summary.write_text(json.dumps({
         "ref_min_score": REFS[0], "ref_max_score": REFS[1], "datasets": {dataset: {}},

@@ -68,7 +68,8 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     for name in cfg.train.models:
         data = cfg.train.models[name].data
         try:
-            data_digests.setdefault(data, files_digest(paths.relabel / data))
+            if data not in data_digests:  # several models read one table: hash it once
+                data_digests[data] = files_digest(paths.relabel / data)
         except FileNotFoundError:
             raise StageFailed(f"{paths.relabel / data}: missing; run `dvc repro relabel@language`") from None
         expect = policy_provenance(params, name, data_digests[data])

@@ -8,6 +8,7 @@ and %BC read no condition and just act. Episodes run on env seeds never used for
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -27,7 +28,6 @@ def ask_return(params, root: Path = Path("."), *, score: float = 100.0, skill: f
     from justask.models import CONDITIONED, SKILL_CONDITIONED
 
     from .provenance import expected_provenance
-    from .summary import collect_summary
 
     if "return" not in params.families:
         raise lander.AskError("params.yaml has no families.return section; add one (see profiles/default.yaml)")
@@ -42,9 +42,8 @@ def ask_return(params, root: Path = Path("."), *, score: float = 100.0, skill: f
     ckpt = paths.run_dir(dataset, model, train_seed) / "model.pt"
     if not ckpt.exists():
         raise lander.AskError(f"{ckpt}: no trained policy; run `dvc repro train@return`")
-    summary = collect_summary(paths)
-    refs = (summary["datasets"][dataset].get("ref_min_score", summary["ref_min_score"]),
-            summary["datasets"][dataset].get("ref_max_score", summary["ref_max_score"]))
+    cond = json.loads(paths.conditions.read_text())["datasets"][dataset]  # what evaluate scores in
+    refs = (cond["ref_min_score"], cond["ref_max_score"])
     policy, _ = load_for_env(ckpt, fam.env, provenance=expected_provenance(params, paths, dataset, model),
                              rerun="dvc repro train@return")
     if model in CONDITIONED:
