@@ -204,10 +204,12 @@ def gate(
     base: Path = typer.Argument(..., help="the base branch's metrics folder (its metrics/<family>.json)"),
     pr: Path = typer.Argument(Path("metrics"), help="the pull request's metrics folder"),
     out: Path = typer.Option(None, help="also write the table as markdown here (e.g. for a PR comment)"),
+    plots: Path = typer.Option(None, help="also write <family>.png here per family with changed figures: "
+                                          "base vs pull request, each with its 95% CI (listed after the table)"),
 ) -> None:
     """Compare two runs' metrics on the same profile: exit 1 if any figure got worse beyond its
     95% CI (the pull request's interval wholly below the base's), listing every change."""
-    from justask.gate import compare, read_metrics
+    from justask.gate import compare, interval, plot_changes, plots_markdown, read_metrics
     from justask.io import write_text
 
     try:
@@ -221,14 +223,15 @@ def gate(
     every = compare(*sides)
     changes = [c for c in every if c.kind != "same"]
     worse = [c for c in changes if c.kind == "worse"]
-    fmt = lambda f: "" if f is None else f"{f.value:.3g} [{f.lo:.3g}, {f.hi:.3g}]"  # noqa: E731
     rows = ["| figure | base | pull request | change |", "|---|---|---|---|"]
-    rows += [f"| {c.path} | {fmt(c.base)} | {fmt(c.pr)} | {'**worse**' if c.kind == 'worse' else c.kind} |"
+    rows += [f"| {c.path} | {interval(c.base)} | {interval(c.pr)} | {'**worse**' if c.kind == 'worse' else c.kind} |"
              for c in changes]
     same = len(every) - len(changes)
     verdict = (f"{len(worse)} figure(s) worse beyond their 95% CI" if worse else
                "no figure worse beyond its 95% CI") + f"; {same} identical, {len(changes) - len(worse)} other changes"
     text = "\n".join([verdict, "", *rows]) if changes else verdict
+    if plots is not None:
+        text += "\n\n" + plots_markdown(plot_changes(every, plots))
     if out is not None:
         write_text(out, text + "\n")
     console.print(text, markup=False)

@@ -16,10 +16,11 @@ def write_gif(frames: list[np.ndarray], path: Path, duration_ms: int = 40) -> Pa
     return path
 
 
-def figure_to(path: Path, fig) -> Path:
-    """Save a matplotlib figure as PNG atomically and close it."""
+def figure_to(path: Path, fig, metadata: dict | None = None) -> Path:
+    """Save a matplotlib figure as PNG atomically and close it; ``metadata``: PNG text chunks
+    (``{"Software": None}`` drops matplotlib's version, for bytes that only the picture decides)."""
     import matplotlib.pyplot as plt
 
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110, bbox_inches="tight"))
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110, bbox_inches="tight", metadata=metadata))
     plt.close(fig)
     return path

@@ -16,9 +16,11 @@ from typer.testing import CliRunner
 
 from helpers import ROOT
 from justask.cli import app
-from justask.gate import compare, figures, read_metrics
+from justask.gate import Figure, compare, figures, plot_changes, plots_markdown, read_metrics
 
 DT = ("datasets", "medium-expert", "models", "dt", "t0.9")
+DT_SCORE = "return: " + "/".join(DT) + "/score_iqm"
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass
@@ -53,6 +55,15 @@ def edit(folder: Path, family: str, change) -> None:
     path.write_text(json.dumps(data))
 
 
+def halve(data):
+    """The DT's score at one ask, and its CI, halved: wholly below the recorded interval."""
+    cell = data
+    for key in DT:
+        cell = cell[key]
+    for k in ("score_iqm", "score_iqm_lo", "score_iqm_hi"):
+        cell[k] /= 2
+
+
 def test_every_committed_figure_with_a_ci_is_read():
     found = read_metrics(ROOT / "metrics")
     families = {path.split(":")[0] for path in found}
@@ -70,19 +81,59 @@ def test_identical_metrics_pass(sides):
 
 def test_a_halved_dt_score_fails_the_gate_and_is_named(sides, tmp_path):
     base, pr = sides
-
-    def halve(data):
-        cell = data
-        for key in DT:
-            cell = cell[key]
-        for k in ("score_iqm", "score_iqm_lo", "score_iqm_hi"):
-            cell[k] /= 2
-
     edit(pr, "return", halve)
     proc = gate(base, pr, "--out", str(tmp_path / "gate.md"))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "1 figure(s) worse" in proc.stdout and "/".join(DT) + "/score_iqm" in proc.stdout
     assert "**worse**" in (tmp_path / "gate.md").read_text()
+
+
+def test_a_halved_dt_score_is_plotted_for_its_family_alone(sides, tmp_path):
+    """Only the return family gets a plot, of the DT's score alone, and the same metrics give the
+    same bytes; identical metrics give no plot and take away a stale one."""
+    base, pr = sides
+    edit(pr, "return", halve)
+    every = compare(read_metrics(base), read_metrics(pr))
+    plots = {p.family: p for p in plot_changes(every, tmp_path / "plots")}
+    assert set(plots) == {"return", "reward", "language"}
+    ret = plots["return"]
+    assert ret.file == tmp_path / "plots" / "return.png" and ret.file.read_bytes().startswith(PNG)
+    assert [(c.path, c.kind) for c in ret.shown] == [(DT_SCORE, "worse")] and ret.more == 0
+    assert plots["reward"].file is None and plots["language"].file is None
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["return.png"]
+    first = ret.file.read_bytes()
+    plot_changes(every, tmp_path / "plots")
+    assert ret.file.read_bytes() == first and b"Matplotlib" not in first, "bytes beyond the metrics'"
+    md = plots_markdown(list(plots.values()))
+    assert f"- `return.png`: **{DT_SCORE.split(': ')[1]}**" in md and "- reward: no figure changed, no plot" in md
+
+    same = compare(read_metrics(base), read_metrics(base))
+    assert all(p.file is None and not p.shown for p in plot_changes(same, tmp_path / "plots"))
+    assert not list((tmp_path / "plots").iterdir())
+
+
+def test_plots_show_the_worst_first_up_to_the_cap(tmp_path):
+    base = {f"return: m{i}/score_iqm": Figure(f"return: m{i}/score_iqm", 10.0, 9.0, 11.0) for i in range(3)}
+    pr = {"return: m0/score_iqm": Figure("return: m0/score_iqm", 7.0, 6.0, 8.0),  # worse, by 1.5 CI widths
+          "return: m1/score_iqm": Figure("return: m1/score_iqm", 1.0, 0.0, 2.0),  # worse, by 4.5
+          "return: m2/score_iqm": Figure("return: m2/score_iqm", 10.5, 9.5, 11.5)}  # within CI
+    (plot,) = plot_changes(compare(base, pr), tmp_path, cap=2)
+    assert [c.path for c in plot.shown] == ["return: m1/score_iqm", "return: m0/score_iqm"] and plot.more == 1
+    assert "and 1 more in the table" in plots_markdown([plot])
+
+
+def test_the_plots_option_end_to_end(sides, tmp_path):
+    base, pr = sides
+    edit(pr, "return", halve)
+    md, folder = tmp_path / "gate.md", tmp_path / "plots"
+    proc = gate(base, pr, "--out", str(md), "--plots", str(folder))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert (folder / "return.png").read_bytes().startswith(PNG)
+    text = md.read_text()
+    assert "**worse**" in text and "`return.png`" in text and "language: no figure changed, no plot" in text
+    proc = gate(base, base, "--out", str(md), "--plots", str(folder))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not list(folder.iterdir()) and "return: no figure changed, no plot" in md.read_text()
 
 
 def test_a_change_inside_the_ci_and_an_improvement_pass(sides):

@@ -64,6 +64,29 @@ def test_workflows_run_make_and_compare_metrics():
     assert steps[-1] == "fail on a regression" and steps.index("comment on the PR") < len(steps) - 1
 
 
+def test_pr_eval_uploads_the_gate_plots_and_links_them_before_commenting():
+    """The gate writes its plots, an upload step (with an id, for its artifact-url) takes them,
+    and the report that the summary and the comment are built from links the artifact, all
+    before the comment step."""
+    (job,) = yaml.safe_load((ROOT / ".github/workflows/pr-eval.yml").read_text())["jobs"].values()
+    steps = job["steps"]
+    at = lambda pred: next(i for i, s in enumerate(steps) if pred(s))  # noqa: E731
+    gate = at(lambda s: "justask gate" in s.get("run", ""))
+    upload = at(lambda s: s.get("uses", "").startswith("actions/upload-artifact@"))
+    report = at(lambda s: "artifact-url" in str(s.get("env", {})))
+    comment = at(lambda s: s.get("name") == "comment on the PR")
+    assert gate < upload < report < comment, (gate, upload, report, comment)
+    assert "--plots gate-plots" in steps[gate]["run"]
+    uploaded = steps[upload]
+    assert uploaded["with"]["path"].rstrip("/") == "gate-plots" and uploaded["with"]["if-no-files-found"] == "ignore"
+    url = f"${{{{ steps.{uploaded['id']}.outputs.artifact-url }}}}"
+    (var,) = [k for k, v in steps[report]["env"].items() if v == url]
+    run = steps[report]["run"]
+    assert f"(${var})" in run and ">> metrics-diff.md" in run and 'cat metrics-diff.md >> "$GITHUB_STEP_SUMMARY"' in run
+    assert "metrics-diff.md" in steps[comment]["with"]["script"]
+    assert "head.repo.full_name == github.repository" in steps[comment]["if"]  # forks: the summary only
+
+
 def test_ci_run_calls_make_test():
     script = ROOT / ".ci" / "run"
     assert os.access(script, os.X_OK), ".ci/run must be executable"
