@@ -5,12 +5,19 @@ expectation suite derived from the environment's spaces: observations and action
 spaces, finite rewards, contiguous steps, exactly one end flag per episode at its last step,
 plausible episode lengths and the expected number of episodes. GX is imported lazily (it takes
 seconds) and with its analytics switched off.
+
+The step table is checked in chunks of whole episodes (:data:`CHUNK_STEPS` steps, read from the
+dataset one chunk at a time), so memory stays bounded whatever the dataset's size: GX checks the
+row-wise (map) expectations on each chunk and their counts and examples are summed over chunks;
+the dataset-wide ones (the episode count) are checked by GX on the episode table, each episode's
+first row, gathered over all chunks.
 """
 
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +27,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from justask.datasets import read_episodes, read_metadata
+from justask.datasets import _damaged, check_shape, load_storage, read_metadata
 from justask.errors import DatasetError, StageFailed
 from justask.io import atomic_dir, write_json
 
@@ -31,6 +38,7 @@ if TYPE_CHECKING:
 _FLOAT_MAX = float(np.finfo(np.float64).max)  # "finite" = between -max and +max
 _SITE = "justask"
 _INDEX = ["episode_id", "step"]
+CHUNK_STEPS = 100_000  # steps GX checks at once: bounds validate's memory, whatever the dataset's size
 
 
 def load_gx():
@@ -144,6 +152,54 @@ def add_check_columns(df: pd.DataFrame) -> pd.DataFrame:
     df["end_flags"] = end.groupby(df["episode_id"], sort=False).transform("sum").astype(np.int64)
     df["rows_in_episode"] = g["step"].transform("size").astype(np.int64)
     return df
+
+
+def _batches(items: Iterable, size: Callable[[Any], int], steps: int) -> Iterator[list]:
+    """``items`` in consecutive lists, each closed once its ``size`` sum reaches ``steps``."""
+    batch, n = [], 0
+    for item in items:
+        batch.append(item)
+        n += size(item)
+        if n >= steps:
+            yield batch
+            batch, n = [], 0
+    if batch:
+        yield batch
+
+
+def table_chunks(df: pd.DataFrame, steps: int = CHUNK_STEPS) -> Iterator[pd.DataFrame]:
+    """``df`` in chunks of whole episodes (all rows of an ``episode_id``), about ``steps`` rows each."""
+    codes, _ = pd.factorize(df["episode_id"])  # episodes numbered in order of first appearance
+    sizes = np.bincount(codes)
+    for batch in _batches(range(len(sizes)), sizes.__getitem__, steps):
+        yield df[(codes >= batch[0]) & (codes <= batch[-1])]
+
+
+def episode_chunks(path: Path, steps: int = CHUNK_STEPS) -> Iterator[list[dict[str, Any]]]:
+    """The episodes of the Minari dataset at ``path`` (as :func:`justask.datasets.read_episodes`
+    gives them), read lazily in lists of about ``steps`` steps; raises :class:`DatasetError` on an
+    empty or unreadable dataset or steps of the wrong shape."""
+    storage = load_storage(path)
+    n = storage.total_episodes
+    if not n:
+        raise DatasetError(f"{path}: the dataset holds no episodes; re-run collect (check the episode counts "
+                           "in params.yaml) or point the stage at a non-empty dataset.")
+
+    def episodes() -> Iterator[dict[str, Any]]:
+        try:
+            for ep, meta in zip(storage.get_episodes(range(n)), storage.get_episode_metadata(range(n)),
+                                strict=True):
+                ep["seed"] = meta.get("seed")
+                where = f"{path}: episode {ep.get('id')}"
+                check_shape(ep["observations"], storage.observation_space, f"{where} observations")
+                check_shape(ep["actions"], storage.action_space, f"{where} actions")
+                yield ep
+        except DatasetError:
+            raise
+        except Exception as e:
+            raise DatasetError(f"{path}: reading episodes failed ({type(e).__name__}: {e}). {_damaged(path)}") from e
+
+    yield from _batches(episodes(), lambda ep: len(ep["rewards"]), steps)
 
 
 # --------------------------------------------------------------------------- suite
@@ -406,54 +462,155 @@ def release_context(docs_dir: Path | None) -> None:
     _CONTEXTS.pop(None if docs_dir is None else Path(docs_dir).absolute(), None)
 
 
-def validate_table(df: pd.DataFrame, suite: gx.ExpectationSuite, name: str, path: str = "",
-                   max_examples: int = 5, docs_dir: Path | None = None) -> ValidationReport:
-    """Validate a step table (from :func:`step_table`) against ``suite``.
+def _merge(into: Any, new: Any, max_examples: int) -> Any:
+    """One map expectation's GX result over two chunks: counts summed, examples concatenated (up to
+    ``max_examples``), percentages recomputed as GX computes them. A result without counts (the
+    expectation raised) is kept as it is."""
+    if "element_count" not in into.result:
+        return into
+    if "element_count" not in new.result:
+        return new
+    a, b = into.result, new.result
+    r = dict(a)
+    for key in ("element_count", "unexpected_count", "missing_count"):
+        if key in a:
+            r[key] = a[key] + b[key]
+    for key in ("partial_unexpected_list", "partial_unexpected_index_list"):
+        if key in a:
+            r[key] = (a[key] + b[key])[:max_examples]
+    if "partial_unexpected_counts" in a:
+        counts: dict[str, dict[str, Any]] = {}
+        for c in a["partial_unexpected_counts"] + b["partial_unexpected_counts"]:
+            seen = counts.setdefault(repr(c.get("value")), {**c, "count": 0})
+            seen["count"] += c.get("count", 0)
+        r["partial_unexpected_counts"] = sorted(counts.values(), key=lambda c: -c["count"])[:max_examples]
+    n, bad = r["element_count"], r["unexpected_count"]
+    total = bad / n * 100 if n else None
+    if "missing_count" in r:
+        present = n - r["missing_count"]
+        r["missing_percent"] = r["missing_count"] / n * 100 if n else None
+        r["unexpected_percent_total"] = total
+        r["unexpected_percent_nonmissing"] = r["unexpected_percent"] = bad / present * 100 if n and present else None
+    else:
+        r["unexpected_percent"] = total
+    into.result, into.success = r, into.success and new.success
+    return into
 
-    With ``docs_dir`` the run is also rendered as GX Data Docs (``docs_dir/index.html``); every
-    call with the same ``docs_dir`` adds its page to that site.
+
+def _split_suite(suite: gx.ExpectationSuite) -> tuple[list[int], list[int], list[str]]:
+    """Indices of the suite's row-wise (map) and dataset-wide expectations, and the columns the
+    dataset-wide ones read (checked on the episode table, so each must be constant per episode)."""
+    from great_expectations.expectations.expectation import (
+        ColumnMapExpectation,
+        ColumnPairMapExpectation,
+        MulticolumnMapExpectation,
+    )
+
+    rows, whole, columns = [], [], ["episode_id"]
+    for i, e in enumerate(suite.expectations):
+        if isinstance(e, (ColumnMapExpectation, ColumnPairMapExpectation, MulticolumnMapExpectation)):
+            if getattr(e, "mostly", 1) != 1:  # summed counts decide only all-or-nothing expectations
+                raise ValueError(f"{e.expectation_type}: `mostly` is not supported in chunked validation")
+            rows.append(i)
+        else:
+            whole.append(i)
+            kw = e.configuration.kwargs
+            columns += [c for c in (kw.get("column"), kw.get("column_A"), kw.get("column_B"),
+                                    *(kw.get("column_list") or [])) if c and c not in columns]
+    return rows, whole, columns
+
+
+def validate_chunks(tables: Iterable[pd.DataFrame], suite: gx.ExpectationSuite, name: str, path: str = "",
+                    max_examples: int = 5, docs_dir: Path | None = None) -> ValidationReport:
+    """Validate a step table given as ``tables``, chunks of whole episodes (from
+    :func:`step_table`; :func:`table_chunks`), against ``suite``, holding one chunk at a time.
+
+    GX checks the row-wise expectations on each chunk; their counts and examples are summed over
+    the chunks. It checks the dataset-wide ones (e.g. the episode count) on the episode table
+    (each episode's first row, the columns they read). With ``docs_dir`` the merged result is also
+    rendered as GX Data Docs (``docs_dir/index.html``), one page per call in the same site.
     """
     gx = load_gx()
-    ctx = _context(docs_dir)
-    df = add_check_columns(df)
+    from great_expectations.core import ExpectationSuiteValidationResult
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
     from great_expectations.exceptions import DataContextError
 
-    # Replace objects of an earlier run with this name (cheaper than GX's add_or_update).
-    for factory in (ctx.checkpoints, ctx.validation_definitions, ctx.suites):
-        try:
-            factory.delete(name)
-        except DataContextError:
-            pass
-    source = ctx.data_sources.add_or_update_pandas(name)
-    asset = source.add_dataframe_asset("steps")
-    batch_def = asset.add_batch_definition_whole_dataframe("all steps")
+    ctx = _context(docs_dir)
+    try:  # replace the suite of an earlier run with this name
+        ctx.suites.delete(name)
+    except DataContextError:
+        pass
     suite.name = name
     suite = ctx.suites.add(suite)
-    vd = ctx.validation_definitions.add(
-        gx.ValidationDefinition(name=name, data=batch_def, suite=suite))
+    rows, whole, columns = _split_suite(suite)
+    parts = {kind: gx.ExpectationSuite(name=f"{name} ({kind})", expectations=[
+        copy.copy(suite.expectations[i]) for i in idx]) for kind, idx in (("steps", rows), ("episodes", whole))}
+    source = ctx.data_sources.add_or_update_pandas(name)
+    batch_defs = {kind: source.add_dataframe_asset(kind).add_batch_definition_whole_dataframe(f"all {kind}")
+                  for kind in parts}
     result_format = {"result_format": "SUMMARY", "partial_unexpected_count": max_examples,
                      "unexpected_index_column_names": _INDEX}
-    actions = [] if docs_dir is None else [
-        gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[_SITE])]
-    checkpoint = ctx.checkpoints.add(gx.Checkpoint(
-        name=name, validation_definitions=[vd], actions=actions, result_format=result_format))
-    from great_expectations.core.run_identifier import RunIdentifier
 
-    run = checkpoint.run(batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=name))
-    (vr_id, vr), = run.run_results.items()
-    results = vr.to_json_dict()["results"]
-    failures = [_failure(r, max_examples) for r in results if not r["success"]]
+    def check(kind: str, df: pd.DataFrame):
+        batch = batch_defs[kind].get_batch(batch_parameters={"dataframe": df})
+        return batch.validate(parts[kind], result_format=result_format)
+
+    merged: list = []
+    firsts: list[pd.DataFrame] = []
+    steps = episodes = 0
+    for table in tables:
+        df = add_check_columns(table)
+        steps, episodes = steps + len(df), episodes + int(df["episode_id"].nunique())
+        per_episode_values = df.groupby("episode_id", sort=False)[columns].nunique(dropna=False)
+        if (per_episode_values > 1).any().any():
+            raise ValueError(f"dataset-wide expectations read columns that vary within an episode ({columns})")
+        firsts.append(df.loc[df["episode_row"] == 0, columns])
+        run = check("steps", df)
+        merged = run.results if not merged else [_merge(m, r, max_examples) for m, r in zip(merged, run.results,
+                                                                                            strict=True)]
+        meta, batch_id = run.meta, run.batch_id
+        del df, table  # free this chunk before the next one is built
+    if not firsts:
+        raise DatasetError(f"{name}: no steps to validate")
+    results = [None] * len(suite.expectations)
+    for i, r in zip(rows, merged, strict=True):
+        results[i] = r
+    if whole:
+        for i, r in zip(whole, check("episodes", pd.concat(firsts, ignore_index=True)).results, strict=True):
+            results[i] = r
+    passed = sum(r.success for r in results)
+    run_id = RunIdentifier(run_name=name)
+    vr = ExpectationSuiteValidationResult(
+        success=passed == len(results), results=results, suite_name=name, batch_id=batch_id,
+        statistics={"evaluated_expectations": len(results), "successful_expectations": passed,
+                    "unsuccessful_expectations": len(results) - passed,
+                    "success_percent": 100 * passed / len(results) if results else None},
+        meta={**meta, "run_id": run_id, "validation_time": run_id.run_time,
+              "batch_parameters": {"dataframe": "<DATAFRAME>"}})
+    failures = [_failure(r, max_examples) for r in vr.to_json_dict()["results"] if not r["success"]]
     page = None
     if docs_dir is not None:
-        urls = ctx.get_docs_sites_urls(resource_identifier=vr_id, site_name=_SITE)
+        key = ValidationResultIdentifier(ExpectationSuiteIdentifier(name), run_id, batch_id)
+        ctx.validation_results_store.set(key, vr)
+        ctx.build_data_docs(site_names=[_SITE], resource_identifiers=[key, ExpectationSuiteIdentifier(name)])
+        urls = ctx.get_docs_sites_urls(resource_identifier=key, site_name=_SITE)
         if urls and urls[0].get("site_url"):
             url = urls[0]["site_url"].removeprefix("file://")
             page = os.path.relpath(url, Path(docs_dir).absolute())
-    return ValidationReport(
-        dataset=name, path=path, success=not failures,
-        episodes=int(df["episode_id"].nunique()) if len(df) else 0, steps=len(df),
-        evaluated=len(results), failures=failures, docs_page=page,
-    )
+    return ValidationReport(dataset=name, path=path, success=not failures, episodes=episodes, steps=steps,
+                            evaluated=len(results), failures=failures, docs_page=page)
+
+
+def validate_table(df: pd.DataFrame, suite: gx.ExpectationSuite, name: str, path: str = "",
+                   max_examples: int = 5, docs_dir: Path | None = None,
+                   chunk_steps: int = CHUNK_STEPS) -> ValidationReport:
+    """Validate a step table (from :func:`step_table`) against ``suite``, in chunks of whole
+    episodes of about ``chunk_steps`` rows (see :func:`validate_chunks`)."""
+    return validate_chunks(table_chunks(df, chunk_steps), suite, name, path, max_examples, docs_dir)
 
 
 def read_spaces(metadata: dict[str, Any], where: str) -> tuple[Space, Space]:
@@ -490,18 +647,20 @@ def check_env(metadata: dict[str, Any], env_id: str, observation_space: Space, a
 
 def validate_dataset(path: Path, env_id: str, spaces: tuple[Space, Space], max_episode_steps: int,
                      expected_episodes: int, fix: str, max_examples: int = 5,
-                     docs_dir: Path | None = None, settings: str = "") -> ValidationReport:
+                     docs_dir: Path | None = None, settings: str = "",
+                     chunk_steps: int = CHUNK_STEPS) -> ValidationReport:
     """Validate the Minari dataset at ``path`` (see :func:`build_suite` for the checks), recorded
-    from env ``env_id`` with (observation, action) ``spaces`` (what the env's ``settings`` give).
+    from env ``env_id`` with (observation, action) ``spaces`` (what the env's ``settings`` give),
+    reading and checking about ``chunk_steps`` steps of whole episodes at a time.
 
     Raises :class:`DatasetError` when the folder is missing or unreadable, or was recorded from
     another environment (naming ``fix``). Data problems are returned in the report.
     """
     path = Path(path)
     obs_space, act_space = check_env(read_metadata(path), env_id, *spaces, str(path), fix, settings)
-    episodes = read_episodes(path)  # raises on an empty dataset or steps of the wrong shape
     suite = build_suite(obs_space, act_space, max_episode_steps, expected_episodes, path.name)
-    return validate_table(step_table(episodes), suite, path.name, shown_path(path), max_examples, docs_dir)
+    tables = (step_table(episodes) for episodes in episode_chunks(path, chunk_steps))
+    return validate_chunks(tables, suite, path.name, shown_path(path), max_examples, docs_dir)
 
 
 def shown_path(path: Path) -> str:

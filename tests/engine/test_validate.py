@@ -20,10 +20,17 @@ from justask.datasets import DatasetError, read_episodes, write_dataset
 from justask.errors import StageFailed
 from justask.lunar.config import EnvConfig
 from justask.lunar.datasets import validate_lunar_dataset
-from justask.lunar.env import make_env, make_vector_env
+from justask.lunar.env import make_env, make_vector_env, spaces
 from justask.paths import family_paths
 from justask.rollout import Episode, run_episodes
-from justask.validation import build_suite, step_table, validate_table
+from justask.validation import (
+    build_suite,
+    episode_chunks,
+    step_table,
+    table_chunks,
+    validate_dataset,
+    validate_table,
+)
 
 validate = family_module("return", "validate").validate
 
@@ -167,6 +174,53 @@ def test_missing_or_duplicated_rows_are_caught(tmp_path, episodes, edit, column)
     suite = build_suite(env.observation_space, env.action_space, MAX_STEPS, N_EPISODES, "rows")
     report = validate_table(edit(step_table(eps)), suite, "rows")
     failure(report, column)
+
+
+def chunked(path: Path, chunk_steps: int, expected: int = N_EPISODES):
+    return validate_dataset(path, ENV.id, spaces(ENV), MAX_STEPS, expected, "fix", max_examples=3,
+                            chunk_steps=chunk_steps)
+
+
+def nan_obs_in_episodes_1_to_3(eps: list[Episode]) -> None:
+    for e, t in ((1, 5), (2, 3), (3, 0), (3, 1)):
+        eps[e].observations[t, 2] = np.nan
+    eps[0].truncations[2] = eps[2].truncations[4] = True  # a second end flag in two episodes
+
+
+@pytest.mark.parametrize("chunk_steps", [1, 40], ids=["episode-per-chunk", "episodes-per-chunk"])
+def test_chunked_validation_matches_one_chunk(tmp_path, episodes, chunk_steps):
+    total = sum(len(e) for e in episodes)
+    clean = write(tmp_path / "clean", episodes)
+    assert len(list(episode_chunks(clean, chunk_steps))) > 1
+    one, parts = chunked(clean, total), chunked(clean, chunk_steps)
+    assert parts.success and parts.to_dict() == one.to_dict()
+
+    bad = write(tmp_path / "bad", corrupted(episodes, nan_obs_in_episodes_1_to_3))
+    one, parts = chunked(bad, total), chunked(bad, chunk_steps)
+    assert parts.to_dict() == one.to_dict(), parts.summary()
+    obs = failure(parts, "obs_2")
+    assert (obs.unexpected_count, obs.element_count) == (4, total)
+    assert [(x["episode_id"], x["step"]) for x in obs.examples] == [(1, 5), (2, 3), (3, 0)]
+    flags = failure(parts, "end_flags")
+    assert (flags.unexpected_count, flags.element_count) == (2, N_EPISODES)
+    assert flags.examples == [{"episode_id": 0, "value": 2}, {"episode_id": 2, "value": 2}]
+
+
+def test_episode_count_is_checked_over_all_chunks(tmp_path, episodes):
+    path = write(tmp_path / "three", corrupted(episodes, lambda eps: eps.pop(2)))
+    assert len(list(episode_chunks(path, 1))) == N_EPISODES - 1
+    assert chunked(path, 1, expected=N_EPISODES - 1).success
+    f = failure(chunked(path, 1), "episode_id")
+    assert f.observed == N_EPISODES - 1 and f"holds {N_EPISODES} episodes" in f.summary()
+
+
+def test_table_chunks_hold_whole_episodes(tmp_path, episodes):
+    df = step_table(read_episodes(write(tmp_path / "d", episodes)))
+    df = df.iloc[np.r_[0:8, 7:len(df)]]  # a duplicated row stays with its episode
+    parts = list(table_chunks(df, 30))
+    assert len(parts) > 1 and sum(len(p) for p in parts) == len(df)
+    ids = [set(p.episode_id) for p in parts]
+    assert all(not (a & b) for i, a in enumerate(ids) for b in ids[i + 1:])
 
 
 def test_episode_longer_than_time_limit(tmp_path, episodes):
