@@ -5,8 +5,11 @@
   a fresh clone), switched to a profile, with its own DVC cache (or one shared by the session).
   Run ``dvc repro`` or the Prefect flow in it, never in the real workspace.
 * :func:`run`: a command with its output shown on failure; :func:`load_pipeline`: flows/pipeline.py.
+* :func:`tree_hashes`: what a folder holds, to show a step left it alone; :func:`flat`: output with
+  its whitespace collapsed.
 """
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -16,6 +19,18 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 GIT_ID = ["-c", "user.name=justask-tests", "-c", "user.email=tests@localhost",
           "-c", "commit.gpgsign=false"]
+
+
+def tree_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder`` (hidden ones, e.g. temporaries, included), keyed by its
+    path relative to ``folder``."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def flat(text: str) -> str:
+    """Whitespace collapsed, so assertions do not depend on where a console wrapped lines."""
+    return " ".join(text.split())
 
 
 def load_pipeline():

@@ -9,7 +9,7 @@ build episode buffers). A dataset written here loads with ``minari.load_dataset`
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,24 +101,31 @@ def load_storage(path: Path) -> MinariStorage:
         raise DatasetError(f"{path}: cannot read the Minari dataset ({type(e).__name__}: {e}). {_damaged(path)}") from e
 
 
+def iter_episodes(path: Path) -> Iterator[dict[str, np.ndarray]]:
+    """The episodes of :func:`read_episodes`, read and checked one at a time (memory does not grow
+    with the dataset)."""
+    storage = load_storage(path)
+    n = storage.total_episodes
+    if not n:
+        raise DatasetError(f"{path}: the dataset holds no episodes; re-run collect (check the episode counts "
+                           "in params.yaml) or point the stage at a non-empty dataset.")
+    try:
+        for ep, m in zip(storage.get_episodes(range(n)), storage.get_episode_metadata(range(n)), strict=True):
+            ep["seed"] = m.get("seed")
+            where = f"{path}: episode {ep.get('id')}"
+            check_shape(ep["observations"], storage.observation_space, f"{where} observations")
+            check_shape(ep["actions"], storage.action_space, f"{where} actions")
+            yield ep
+    except DatasetError:
+        raise
+    except Exception as e:
+        raise DatasetError(f"{path}: reading episodes failed ({type(e).__name__}: {e}). {_damaged(path)}") from e
+
+
 def read_episodes(path: Path) -> list[dict[str, np.ndarray]]:
     """All episodes as dicts with ``observations`` (T+1, d), ``actions`` (T, ...), ``rewards``,
     ``terminations``, ``truncations`` (T,), ``id`` and ``seed``."""
-    storage = load_storage(path)
-    try:
-        eps = list(storage.get_episodes(range(storage.total_episodes)))
-        meta = list(storage.get_episode_metadata(range(storage.total_episodes)))
-    except Exception as e:
-        raise DatasetError(f"{path}: reading episodes failed ({type(e).__name__}: {e}). {_damaged(path)}") from e
-    if not eps:
-        raise DatasetError(f"{path}: the dataset holds no episodes; re-run collect (check the episode counts "
-                           "in params.yaml) or point the stage at a non-empty dataset.")
-    for ep, m in zip(eps, meta, strict=True):
-        ep["seed"] = m.get("seed")
-        where = f"{path}: episode {ep.get('id')}"
-        check_shape(ep["observations"], storage.observation_space, f"{where} observations")
-        check_shape(ep["actions"], storage.action_space, f"{where} actions")
-    return eps
+    return list(iter_episodes(path))
 
 
 def check_shape(values: Any, space: Any, where: str) -> None:

@@ -27,7 +27,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from justask.datasets import _damaged, check_shape, load_storage, read_metadata
+from justask.datasets import iter_episodes, read_metadata
 from justask.errors import DatasetError, StageFailed
 from justask.io import atomic_dir, write_json
 
@@ -176,30 +176,9 @@ def table_chunks(df: pd.DataFrame, steps: int = CHUNK_STEPS) -> Iterator[pd.Data
 
 
 def episode_chunks(path: Path, steps: int = CHUNK_STEPS) -> Iterator[list[dict[str, Any]]]:
-    """The episodes of the Minari dataset at ``path`` (as :func:`justask.datasets.read_episodes`
-    gives them), read lazily in lists of about ``steps`` steps; raises :class:`DatasetError` on an
-    empty or unreadable dataset or steps of the wrong shape."""
-    storage = load_storage(path)
-    n = storage.total_episodes
-    if not n:
-        raise DatasetError(f"{path}: the dataset holds no episodes; re-run collect (check the episode counts "
-                           "in params.yaml) or point the stage at a non-empty dataset.")
-
-    def episodes() -> Iterator[dict[str, Any]]:
-        try:
-            for ep, meta in zip(storage.get_episodes(range(n)), storage.get_episode_metadata(range(n)),
-                                strict=True):
-                ep["seed"] = meta.get("seed")
-                where = f"{path}: episode {ep.get('id')}"
-                check_shape(ep["observations"], storage.observation_space, f"{where} observations")
-                check_shape(ep["actions"], storage.action_space, f"{where} actions")
-                yield ep
-        except DatasetError:
-            raise
-        except Exception as e:
-            raise DatasetError(f"{path}: reading episodes failed ({type(e).__name__}: {e}). {_damaged(path)}") from e
-
-    yield from _batches(episodes(), lambda ep: len(ep["rewards"]), steps)
+    """The episodes of the Minari dataset at ``path`` (:func:`justask.datasets.iter_episodes`) in
+    lists of about ``steps`` steps, read as they are needed."""
+    return _batches(iter_episodes(path), lambda ep: len(ep["rewards"]), steps)
 
 
 # --------------------------------------------------------------------------- suite

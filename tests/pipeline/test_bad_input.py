@@ -23,7 +23,7 @@ import torch
 import yaml
 from minari.data_collector.episode_buffer import EpisodeBuffer
 
-from helpers import ROOT, family_module
+from helpers import ROOT, family_module, flat, tree_hashes
 from justask.cli import DETERMINISTIC_EXIT
 from justask.config import Params, ParamsError, load_params
 from justask.datasets import read_episodes, write_buffers, write_dataset
@@ -54,11 +54,6 @@ ENV = EnvConfig(max_episode_steps=MAX_STEPS)
 N_EPISODES = 4
 
 
-def flat(text: str) -> str:
-    """Whitespace collapsed, so assertions do not depend on where a console wrapped lines."""
-    return " ".join(text.split())
-
-
 def cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run the installed ``justask`` command in ``cwd``; the output is checked to carry no traceback."""
     env = {**os.environ, "COLUMNS": "100"}
@@ -66,11 +61,6 @@ def cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
                           stdin=subprocess.DEVNULL, env=env)
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr[-3000:]
     return proc
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` with its bytes (to show a failing stage left them alone)."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def params_dict() -> dict:
@@ -226,13 +216,13 @@ def test_cli_relabel_on_truncated_dataset_keeps_earlier_output(tmp_path, episode
     earlier.parent.mkdir(parents=True)
     earlier.write_bytes(b"earlier run")
     paths.conditions.write_text('{"earlier": true}')
-    before = snapshot(paths.relabel)
+    before = tree_hashes(paths.relabel)
     proc = cli(["stage", "relabel", "return"], tmp_path)
     assert proc.returncode == DETERMINISTIC_EXIT
     err = flat(proc.stderr)
     assert "relabel failed" in err and "artifacts/return/collect/d: reading episodes failed (OSError:" in err
     assert "damaged or truncated: restore it with `dvc checkout`" in err and "`dvc repro collect@return`" in err
-    assert snapshot(paths.relabel) == before
+    assert tree_hashes(paths.relabel) == before
 
 
 def test_cli_validate_dataset_from_another_env(tmp_path, episodes):
@@ -242,7 +232,7 @@ def test_cli_validate_dataset_from_another_env(tmp_path, episodes):
     paths = family_paths("return", tmp_path)
     _, cont = run_job(Job("random", 0.0, (0, 1), 0, EnvConfig(max_episode_steps=MAX_STEPS, continuous=True), 2))
     write(paths.dataset("d"), cont, continuous=True)
-    data = snapshot(paths.collect)
+    data = tree_hashes(paths.collect)
     proc = cli(["stage", "validate", "return"], tmp_path)
     assert proc.returncode == DETERMINISTIC_EXIT
     err = flat(proc.stderr)
@@ -250,7 +240,7 @@ def test_cli_validate_dataset_from_another_env(tmp_path, episodes):
     assert ("action space Box(-1.0, 1.0, (2,), float32) differs from the configured env's Discrete(4) "
             "(continuous=False)") in err
     assert ENV_FIX in err
-    assert snapshot(paths.collect) == data
+    assert tree_hashes(paths.collect) == data
     saved = json.loads((paths.validate / "d.json").read_text())
     assert not saved["success"] and "differs" in saved["error"] and saved["evaluated"] == 0
 

@@ -2,7 +2,6 @@
 then SIGKILL, to the whole process group: collection runs spawn workers) leaves the previous output
 intact and `dvc status` honest, and a rerun writes the same bytes as an uninterrupted run."""
 
-import hashlib
 import json
 import os
 import signal
@@ -13,15 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import BIN, run
+from helpers import BIN, run, tree_hashes
 
 COLLECT = Path("artifacts") / "return" / "collect"
-
-
-def _hashes(folder: Path) -> dict[str, str]:
-    """sha256 of every file under ``folder``, hidden ones (temporaries) included."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def _hidden(folder: Path) -> list[str]:
@@ -58,7 +51,7 @@ def test_collect_killed_mid_write_keeps_the_previous_output_and_reruns_identical
     repo = make_repo_copy()
     dvc = [str(BIN / "dvc")]
     run([*dvc, "repro", "--single-item", "collect@return"], repo)
-    previous = _hashes(repo / COLLECT)
+    previous = tree_hashes(repo / COLLECT)
     assert previous and not _hidden(repo / COLLECT)
 
     # New params: every dataset and the summary change, and each dataset takes longer to write.
@@ -70,7 +63,7 @@ def test_collect_killed_mid_write_keeps_the_previous_output_and_reruns_identical
 
     for sig in (signal.SIGTERM, signal.SIGKILL):
         writing = _kill_while_writing(repo, sig, tmp_path / f"{sig.name}.log")
-        after = _hashes(repo / COLLECT)
+        after = tree_hashes(repo / COLLECT)
         visible = {k: v for k, v in after.items() if not k.startswith(".")}
         # The dataset being written and everything after it are still the previous version.
         assert visible == previous, f"{sig.name}: a final output changed or is half-written"
@@ -82,10 +75,10 @@ def test_collect_killed_mid_write_keeps_the_previous_output_and_reruns_identical
         assert "collect@return" in status, f"{sig.name}: dvc status calls collect up to date"
 
     run([str(BIN / "justask"), "stage", "collect", "return"], repo)
-    rerun = _hashes(repo / COLLECT)
+    rerun = tree_hashes(repo / COLLECT)
     assert not _hidden(repo / COLLECT), "the rerun kept the killed run's temporaries"
 
     # An uninterrupted run of the same params (dvc deletes the outputs first, then runs collect).
     run([*dvc, "repro", "--single-item", "collect@return"], repo)
-    assert _hashes(repo / COLLECT) == rerun != previous
+    assert tree_hashes(repo / COLLECT) == rerun != previous
     assert json.loads(run([*dvc, "status", "--json", "collect@return"], repo).stdout) == {}

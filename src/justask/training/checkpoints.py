@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from justask.errors import CheckpointError
-from justask.io import atomic_write
+from justask.io import atomic_write, files_digest
 
 
 def write_torch(path: Path, payload: dict) -> None:
@@ -67,6 +67,12 @@ def settings_digest(params, family: str, section: str = "train") -> str:
     fam = params.family(family)
     return digest({"seed": params.seed, "env": fam.env.model_dump(mode="json"),
                    section: getattr(fam, section).model_dump(mode="json")})
+
+
+def trained_on(params, family: str, data: Path, section: str = "train") -> dict:
+    """The ``config`` and ``data`` of a provenance: the digest of ``family``'s ``section`` settings
+    and that of ``data``, the files the model learned from (``FileNotFoundError`` when absent)."""
+    return {"config": settings_digest(params, family, section), "data": files_digest(data)}
 
 
 def provenance(family: str, dataset: str, kind: str, config: str, data: str) -> dict:

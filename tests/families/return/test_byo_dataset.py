@@ -20,7 +20,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from helpers import ROOT
+from helpers import ROOT, flat, tree_hashes
 from justask.cli import app
 from justask.config import ParamsError, load_params
 from justask.families import run_stage
@@ -33,14 +33,6 @@ UNRATED = "byo/lunar-unrated-v0"
 CONTINUOUS = "byo/lunar-continuous-v0"
 REFS = (-250.0, 150.0)
 EPISODES = 6
-
-
-def flat(text: str) -> str:
-    return " ".join(text.split())
-
-
-def snapshot(*folders: Path) -> dict[str, bytes]:
-    return {str(p): p.read_bytes() for f in folders for p in sorted(f.rglob("*")) if p.is_file()}
 
 
 def _tree_map(f, tree, *rest):
@@ -118,7 +110,7 @@ def run_stages(root: Path, datasets: dict, stages: tuple[str, ...]):
 def pipeline(tmp_path_factory, minari_root):
     """The five stages of the return family on the test profile with a dataset brought by its id."""
     root = tmp_path_factory.mktemp("byo")
-    source = snapshot(minari_root / RATED)
+    source = tree_hashes(minari_root / RATED)
     fam, paths = run_stages(root, {"mine": {"minari": RATED}}, ("collect", "validate", "relabel", "train", "evaluate"))
     return root, fam, paths, source
 
@@ -126,7 +118,7 @@ def pipeline(tmp_path_factory, minari_root):
 def test_a_datacollector_dataset_goes_through_every_stage(pipeline, minari_root):
     _, fam, paths, source = pipeline
     folder = minari_root / RATED / "data"
-    assert snapshot(minari_root / RATED) == source, "the user's dataset is only read"
+    assert tree_hashes(minari_root / RATED) == source, "the user's dataset is only read"
     summary = json.loads(paths.collect_summary.read_text())
     mine = summary["datasets"]["mine"]
     assert mine["episodes"] == EPISODES and mine["source"] == {"minari": RATED, "path": str(folder),
@@ -224,7 +216,7 @@ def _unknown_id(tmp: Path, minari_root: Path) -> tuple[str, list[str]]:
 def test_refused_with_the_file_what_was_found_and_the_fix(pipeline, minari_root, tmp_path, monkeypatch, case):
     root, _, _, _ = pipeline
     source, expected = case(tmp_path, minari_root)
-    before = snapshot(root / "artifacts", root / "metrics")
+    before = (tree_hashes(root / "artifacts"), tree_hashes(root / "metrics"))
     params = write_params(tmp_path / "params.yaml", params_with({"mine": {"minari": str(source)}}))
     monkeypatch.chdir(root)
     result = CliRunner().invoke(app, ["stage", "collect", "return", "--params", str(params)])
@@ -233,7 +225,7 @@ def test_refused_with_the_file_what_was_found_and_the_fix(pipeline, minari_root,
     assert "collect failed" in err and "Traceback" not in err
     for part in expected:
         assert part in err, err
-    assert snapshot(root / "artifacts", root / "metrics") == before
+    assert (tree_hashes(root / "artifacts"), tree_hashes(root / "metrics")) == before
 
 
 def test_a_misspelt_entry_is_named_by_its_field(tmp_path):

@@ -4,22 +4,24 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from helpers import ROOT
+from helpers import ROOT, tree_hashes
 from justask.config import load_params
+from justask.families.reward.asks import clone_provenance
 from justask.families.reward.evaluate import reward_correlation
 from justask.families.reward.pairs import Pairs, RankingTable, SnippetPairs, make_pairs
 from justask.families.reward.ranking import LearnedReward, RewardNet, load_reward_net
 from justask.families.reward.train import learned_table, pair_accuracy, ranking_candidate, ranking_spec
+from justask.io import files_digest
 from justask.lunar.asking import ConditionedRollout
 from justask.lunar.config import EnvConfig
 from justask.models import Spec, build_model
+from justask.paths import family_paths
 from justask.steps import StepTable
 from justask.training.loop import Loop, fit
 
@@ -291,11 +293,6 @@ def test_correlation_on_better_than_demonstrator_trajectories():
     assert out["better_than_demonstrator"]["spearman"] == pytest.approx(0.5)
 
 
-def _hashes(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def test_reward_data_stages_are_byte_identical(tmp_path: Path):
     """Demos, clone, noise injection and snippet pairs: same params and seed, same bytes."""
     from justask.families.reward.collect import collect
@@ -306,8 +303,13 @@ def test_reward_data_stages_are_byte_identical(tmp_path: Path):
         collect(params, tmp_path / name)
         relabel(params, tmp_path / name)
     for stage in ("collect", "relabel"):
-        ha = _hashes(tmp_path / "a" / "artifacts" / "reward" / stage)
-        assert ha and ha == _hashes(tmp_path / "b" / "artifacts" / "reward" / stage), stage
+        ha = tree_hashes(tmp_path / "a" / "artifacts" / "reward" / stage)
+        assert ha and ha == tree_hashes(tmp_path / "b" / "artifacts" / "reward" / stage), stage
+    # the clone records what it was fitted for and on: the collect settings and the demos dataset
+    paths = family_paths("reward", tmp_path / "a")
+    clone = torch.load(paths.collect / "clone" / "model.pt", weights_only=True)
+    assert clone["provenance"] == clone_provenance(params, paths)
+    assert clone["provenance"]["data"] == files_digest(paths.dataset("demos"))
 
 
 def test_reward_params_are_checked():

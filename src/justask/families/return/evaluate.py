@@ -7,8 +7,8 @@ training time; no evaluation result feeds back into selection. The last weights 
 rolled out too, at the headline ask, so the gap between "best" and "last" is reported (CORL
 reports the last). The conditioning gap each conditioned model had at training time is copied in.
 Writes ``metrics/return.json`` (git-tracked, for ``dvc metrics diff``), achieved-vs-target plot
-data, per-episode results, a GIF of the best conditioned model at the highest target, and logs
-everything to MLflow.
+data and its picture (``asked.png``), per-episode results, a GIF of the best conditioned model at
+the highest target, and logs everything to MLflow.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from justask.lunar.asking import RolloutJob, load_for_env, record_gif, rollout_c
 from justask.metrics import achieved_vs_target_rows, best_and_last, normalized_score, summarize
 from justask.models import CONDITIONED, SKILL_CONDITIONED
 from justask.paths import family_paths
+from justask.render import figure_to
 from justask.seeding import held_out_seeds, seed_everything, stream_seeds
 from justask.steps import StepTable
 from justask.tracking import setup_mlflow
-from justask.training.checkpoints import provenance
+from justask.training.checkpoints import provenance, trained_on
 
-from .provenance import trained_on
 from .summary import collect_summary
 
 
@@ -90,6 +90,7 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     atomic_write(out / "episodes.csv", lambda p: episodes.to_csv(p, index=False, float_format="%.6g"))
     plot_rows = achieved_vs_target_rows(best, data_returns)
     write_text(paths.plot, rows_csv(plot_rows))
+    asked_plot(plot_rows, summary["ref_max_score"], out / "asked.png")
     write_json(paths.metrics, metrics)
     gif = _gif(params, paths, metrics, conditions, seeds[0], device) if ecfg.gif else None
     _log_mlflow(params, root, metrics, paths, gif)
@@ -131,7 +132,7 @@ def rollout_rows(params: Params, paths, conditions: dict, seeds: list[int], devi
     for dataset, cond in conditions["datasets"].items():
         targets = [cond["target_returns"][f"{f:g}"] for f in fractions]
         try:
-            source = trained_on(params, paths, dataset)
+            source = trained_on(params, "return", paths.relabeled(dataset))
         except FileNotFoundError:
             raise StageFailed(f"{paths.relabeled(dataset)}: missing; run `dvc repro relabel@return`") from None
         for model_name in fam.train.models:
@@ -215,5 +216,44 @@ def _log_mlflow(params: Params, root: Path, metrics: dict, paths, gif: Path | No
         mlflow.log_metrics({k: v for k, v in flat.items() if v is not None})
         mlflow.log_artifact(str(paths.metrics))
         mlflow.log_artifact(str(paths.plot))
+        mlflow.log_artifact(str(paths.evaluate / "asked.png"))
         if gif is not None:
             mlflow.log_artifact(str(gif))
+
+
+def asked_plot(rows: list[dict], expert_return: float, path: Path) -> Path:
+    """Achieved vs asked return, one panel per dataset, one line per conditioned model (mean over
+    seeds, band: min to max of the seeds' means); hollow markers: asks outside the data's range."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frame = pd.DataFrame(rows)
+    datasets = list(dict.fromkeys(frame["dataset"]))
+    cols = min(2, len(datasets))  # two abreast: the report shows figures 640 px wide
+    rows_ = -(-len(datasets) // cols)
+    fig, axes = plt.subplots(rows_, cols, figsize=(3.3 * cols, 2.9 * rows_), squeeze=False, sharex=True, sharey=True)
+    for ax in axes.flat[len(datasets):]:
+        ax.set_visible(False)
+    for ax, dataset in zip(axes.flat, datasets, strict=False):
+        for model, g in frame[frame["dataset"] == dataset].groupby("model", sort=True):
+            g = g.sort_values("target")
+            line, = ax.plot(g["target"], g["achieved"], label=model)
+            ax.fill_between(g["target"], g["achieved_lo"], g["achieved_hi"], color=line.get_color(), alpha=0.2)
+            inside = g["in_data_range"].astype(bool)
+            ax.scatter(g["target"][inside], g["achieved"][inside], color=line.get_color(), s=14)
+            ax.scatter(g["target"][~inside], g["achieved"][~inside], facecolors="none", edgecolors=line.get_color(),
+                       s=18)
+        lims = [frame["target"].min(), frame["target"].max()]
+        ax.plot(lims, lims, ls=":", color="grey", label="achieved = asked")
+        ax.axhline(expert_return, ls="--", lw=0.8, color="grey", label="expert")
+        ax.set_title(dataset, fontsize=9)
+    for ax in axes[-1]:
+        ax.set_xlabel("asked return")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("achieved return")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("achieved vs asked return (mean over seeds; band: the seeds' means)", fontsize=9)
+    fig.tight_layout()
+    return figure_to(path, fig)

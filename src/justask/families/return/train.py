@@ -22,9 +22,8 @@ from justask.policies import fit_policy
 from justask.seeding import seed_everything
 from justask.steps import StepTable, data_spec
 from justask.tracking import setup_mlflow
+from justask.training.checkpoints import trained_on
 from justask.training.runs import curves_csv
-
-from .provenance import trained_on
 
 
 def train(params: Params, root: Path = Path(".")) -> None:
@@ -41,7 +40,7 @@ def train(params: Params, root: Path = Path(".")) -> None:
         except FileNotFoundError as e:
             raise StageFailed(str(e)) from None
         spec = data_spec(table, meta)
-        source = trained_on(params, paths, dataset)
+        source = trained_on(params, "return", paths.relabeled(dataset))
         for kind, mcfg in tcfg.models.items():
             hp, rows = fit_policy(mlflow, paths=paths, dataset=dataset, folder=dataset, kind=kind, mcfg=mcfg,
                                   table=table, spec=spec, cfg=tcfg, seed=params.seed, device=device,

@@ -4,13 +4,10 @@ its rounds, evaluate and ask)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from justask.io import files_digest
 from justask.paths import FamilyPaths
-from justask.training.checkpoints import provenance, settings_digest
+from justask.training.checkpoints import provenance, trained_on
 
 
 def quantile_target(q: float, returns) -> float:
@@ -40,27 +37,27 @@ def round_model(kind: str, r: int) -> str:
     return kind if r == 0 else f"{kind}-round{r}"
 
 
-def trained_on(params, data: Path) -> dict:
-    """The ``source`` of a reward-family checkpoint's provenance: the train settings' digest and
-    that of ``data``, the files it learned from."""
-    return {"config": settings_digest(params, "reward"), "data": files_digest(data)}
-
-
 def policy_provenance(params, paths: FamilyPaths, r: int, kind: str) -> dict:
     """What round ``r``'s ``kind`` policies must have been trained for and on."""
     return provenance("reward", "learned" if r == 0 else f"round{r}", kind,
-                      **trained_on(params, paths.train / learned_folder(r)))
+                      **trained_on(params, "reward", paths.train / learned_folder(r)))
 
 
 def oracle_provenance(params, paths: FamilyPaths) -> dict:
-    return provenance("reward", "oracle", "pct_bc", **trained_on(params, paths.relabeled("oracle")))
+    return provenance("reward", "oracle", "pct_bc", **trained_on(params, "reward", paths.relabeled("oracle")))
 
 
 def ranking_provenance(params, paths: FamilyPaths) -> dict:
     """Every ensemble member's: fitted on the relabel stage's snippets and pairs."""
-    return provenance("reward", "ranking", "reward", **trained_on(params, paths.relabel))
+    return provenance("reward", "ranking", "reward", **trained_on(params, "reward", paths.relabel))
+
+
+def clone_provenance(params, paths: FamilyPaths) -> dict:
+    """The demonstrator's BC clone's (written by collect): fitted on the demonstrations under the
+    collect settings."""
+    return provenance("reward", "demos", "bc", **trained_on(params, "reward", paths.dataset("demos"), "collect"))
 
 
 def ppo_provenance(params, paths: FamilyPaths) -> dict:
     """PPO's: trained online on the learned reward, so its data is the ranking ensemble."""
-    return provenance("reward", "ppo", "ppo", **trained_on(params, paths.train / "ranking"))
+    return provenance("reward", "ppo", "ppo", **trained_on(params, "reward", paths.train / "ranking"))

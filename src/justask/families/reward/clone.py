@@ -25,9 +25,9 @@ from .config import CloneConfig
 
 
 def clone_demonstrator(episodes: list[Episode], cfg: CloneConfig, env: EnvConfig, seed: int, path: Path,
-                       meta: dict) -> dict:
+                       meta: dict, provenance: dict) -> dict:
     """Fit BC on ``episodes`` (observations and actions; rewards blanked) and save it at ``path``
-    with ``meta`` and its best validation loss and step; returns that meta."""
+    with ``meta``, its best validation loss and step, and ``provenance``; returns that meta."""
     from justask.datasets import split_mask
     from justask.models import candidate
     from justask.seeding import seed_everything
@@ -48,7 +48,7 @@ def clone_demonstrator(episodes: list[Episode], cfg: CloneConfig, env: EnvConfig
     result = fit(build, train, val, optimisation,
                  Loop(eval_every=max(1, cfg.steps // 20), patience=5, seed=seed, device=device))
     meta = {**meta, "best_val_loss": result.best_val_loss, "best_step": result.best_step}
-    save_checkpoint(path, "bc", hp, spec, result.model, meta)
+    save_checkpoint(path, "bc", hp, spec, result.model, meta, provenance)
     return meta
 
 

@@ -31,6 +31,7 @@ from justask.paths import family_paths
 from justask.rollout import Episode, rollout_many
 from justask.seeding import stream_seeds
 
+from .asks import clone_provenance
 from .clone import CloneJob, clone_demonstrator, run_clone_job
 from .streams import seed_streams
 
@@ -56,11 +57,18 @@ def collect(params: Params, root: Path = Path(".")) -> dict:
     ref_min = float(np.mean([e.ret for e in pools.pop("reference/random")]))
     ref_max = float(np.mean([e.ret for e in pools.pop("reference/expert")]))
 
-    # 2. Clone the demonstrator, then roll the clone out at every noise level.
+    # 2. Clone the demonstrator (its provenance names the demos dataset, so that is written
+    #    first), then roll the clone out at every noise level.
+    env = from_config(env_cfg)
+    refs = {"ref_min_score": ref_min, "ref_max_score": ref_max}
+    write_dataset(paths.dataset("demos"), pools["demos"], env, {
+        "dataset_id": "justask/lunarlander/reward-demos-v0", **refs,
+        "algorithm_name": f"scripted controller: {cfg.demonstrator}",
+        "behaviours": json.dumps([cfg.demonstrator] * len(pools["demos"]))})
     ckpt = paths.collect / "clone" / "model.pt"
     clone_meta = clone_demonstrator(pools["demos"], cfg.clone, env_cfg, params.seed, ckpt,
                                     {"role": "BC clone of the demonstrator", "demonstrator": cfg.demonstrator,
-                                     "demos": len(pools["demos"])})
+                                     "demos": len(pools["demos"])}, clone_provenance(params, paths))
     clone_jobs = {
         f"noise/{e:g}": [CloneJob(str(ckpt), j.epsilon, j.seeds, j.first_index, env_cfg, j.num_envs)
                          for j in chunk_jobs("clone", e, seeds[f"noise/{e:g}"], env_cfg, cfg.workers,
@@ -69,15 +77,9 @@ def collect(params: Params, root: Path = Path(".")) -> dict:
     pools |= rollout_many(clone_jobs, cfg.workers, "collect (reward): the clone at graded noise", run=run_clone_job,
                           scale=params.scale)
 
-    # 3. Datasets and summary.
-    env = from_config(env_cfg)
+    # 3. The other datasets, and the summary.
     noise_eps = [(e, ep) for e in cfg.noise for ep in pools[f"noise/{e:g}"]]
     held = [(b.name, ep) for b in cfg.held_out for ep in pools[f"held_out/{b.name}"]]
-    refs = {"ref_min_score": ref_min, "ref_max_score": ref_max}
-    write_dataset(paths.dataset("demos"), pools["demos"], env, {
-        "dataset_id": "justask/lunarlander/reward-demos-v0", **refs,
-        "algorithm_name": f"scripted controller: {cfg.demonstrator}",
-        "behaviours": json.dumps([cfg.demonstrator] * len(pools["demos"]))})
     write_dataset(paths.dataset("noise"), [ep for _, ep in noise_eps], env, {
         "dataset_id": "justask/lunarlander/reward-noise-v0", **refs,
         "algorithm_name": f"BC clone of {cfg.demonstrator} with epsilon-random actions",

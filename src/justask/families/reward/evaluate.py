@@ -45,6 +45,7 @@ from justask.steps import StepTable
 from justask.tracking import setup_mlflow
 
 from .asks import (
+    clone_provenance,
     learned_folder,
     oracle_provenance,
     policy_folder,
@@ -156,24 +157,28 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
                 jobs.append(RolloutJob(ckpt.absolute(), fam.env, tuple(s for _ in asks for s in seeds),
                                        tuple(t for _, t in asks for _ in seeds), ecfg.num_envs, str(device),
                                        reward=partial(countdown_fn, root.absolute())))
-    references = [("bc", 0, paths.collect / "clone" / "model.pt")]
+    # (name, training seed, checkpoint, its expected provenance, the stage that writes it)
+    references = [("bc", 0, paths.collect / "clone" / "model.pt", clone_provenance(params, paths),
+                   "dvc repro collect@reward")]
     if fam.train.oracle is not None:
-        references += [("oracle-filter", t, paths.run_dir("oracle", "pct_bc", t) / "model.pt") for t in fam.train.seeds]
-    for name, _, ckpt in references:
+        expect = oracle_provenance(params, paths)
+        references += [("oracle-filter", t, paths.run_dir("oracle", "pct_bc", t) / "model.pt", expect,
+                        "dvc repro train@reward") for t in fam.train.seeds]
+    for _, _, ckpt, expect, rerun in references:
         if not ckpt.exists():
-            raise StageFailed(f"{ckpt}: missing; run `dvc repro train@reward`")
-        if name == "oracle-filter":
-            load_for_env(ckpt, fam.env, device, oracle_provenance(params, paths), "dvc repro train@reward")
+            raise StageFailed(f"{ckpt}: missing; run `{rerun}`")
+        load_for_env(ckpt, fam.env, device, expect, rerun)
         jobs.append(RolloutJob(ckpt.absolute(), fam.env, tuple(seeds), (0.0,) * len(seeds), ecfg.num_envs, str(device)))
     results = rollout_checkpoints(jobs, params.scale.workers, params.scale)
     policy_results, reference_results = results[:len(keys)], results[len(keys):]
     if fam.train.ppo is not None:  # the RL reference, greedy, on the same seeds
         ppo_jobs = [PPOEvalJob((paths.train / "ppo" / f"seed{t}" / "model.pt").absolute(), fam.env, tuple(seeds),
                                ecfg.num_envs) for t in fam.train.seeds]
+        expect = ppo_provenance(params, paths)
         for job in ppo_jobs:
             if not job.checkpoint.exists():
                 raise StageFailed(f"{job.checkpoint}: missing; run `dvc repro train@reward`")
-            load_ppo_policy(job.checkpoint, fam.env, ppo_provenance(params, paths))
+            load_ppo_policy(job.checkpoint, fam.env, expect)
         for t, res in zip(fam.train.seeds, run_all(run_ppo_eval_job, ppo_jobs, params.scale.workers, params.scale),
                           strict=True):
             add("ppo", t, [EpisodeResult(0.0, seed, ret, length) for seed, ret, length in res], None, None)
@@ -181,7 +186,7 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
         for j, (q, t) in enumerate(asks):
             add(model, tseed, results[j * len(seeds):(j + 1) * len(seeds)], q, t)
     print(f"evaluate (reward): policies done ({time.perf_counter() - t0:.0f}s)")
-    for (name, tseed, _), res in zip(references, reference_results, strict=True):
+    for (name, tseed, *_), res in zip(references, reference_results, strict=True):
         add(name, tseed, res, None, None)
     demo = rollout_behaviours({"demonstrator": chunk_jobs(fam.collect.demonstrator, 0.0, seeds, fam.env,
                                                     fam.collect.workers, fam.collect.envs_per_worker)},

@@ -29,8 +29,9 @@ from justask.policies import fit_policy
 from justask.rollout import rollout_many
 from justask.seeding import stream_seeds
 from justask.steps import StepTable, blank_rewards, build_step_table, data_spec
+from justask.training.checkpoints import trained_on
 
-from .asks import learned_folder, policy_folder, quantile_target, trained_on
+from .asks import learned_folder, policy_folder, quantile_target
 from .clone import CloneJob, run_clone_job
 from .ranking import LearnedReward, countdown_fn, learned_table
 from .streams import round_stream
@@ -104,7 +105,7 @@ def improve(mlflow, params: Params, paths: FamilyPaths, data: StepTable, meta: d
             _, rows = fit_policy(mlflow, paths=paths, dataset=f"round{r}", folder=policy_folder(r), kind=kind,
                                  mcfg=fixed, table=data, spec=spec, cfg=cfg, seed=params.seed, device=device,
                                  profile=params.profile, register_as=None,
-                                 source=trained_on(params, paths.train / learned_folder(r)))
+                                 source=trained_on(params, "reward", paths.train / learned_folder(r)))
             curves += rows
         summaries.append(summary)
         print(f"train (reward): round {r}: asked for learned return {target:.0f}, added {len(episodes)} episodes "

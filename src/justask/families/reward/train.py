@@ -42,13 +42,13 @@ from justask.policies import fit_policy
 from justask.seeding import seed_everything, stream_seeds
 from justask.steps import StepTable, data_spec
 from justask.tracking import setup_mlflow
-from justask.training.checkpoints import file_sha256, save_checkpoint
+from justask.training.checkpoints import file_sha256, save_checkpoint, trained_on
 from justask.training.loop import Loop, fit
 from justask.training.resume import Resume
 from justask.training.runs import curves_csv, log_curve
 from justask.training.tune import tune
 
-from .asks import ppo_provenance, ranking_provenance, trained_on
+from .asks import ppo_provenance, ranking_provenance
 from .pairs import RankingTable, SnippetPairs, load_pairs, member_shard
 from .ppo import PPOJob, run_ppo_job
 from .ranking import LearnedReward, learned_table, pair_accuracy, ranking_candidate, ranking_dir, ranking_spec
@@ -85,7 +85,7 @@ def train(params: Params, root: Path = Path(".")) -> None:
         hps[kind], rows = fit_policy(mlflow, paths=paths, dataset="learned", folder="policies", kind=kind, mcfg=mcfg,
                                      table=learned, spec=pspec, cfg=cfg, seed=params.seed, device=device,
                                      profile=params.profile, register_as=f"justask-reward-{kind}",
-                                     source=trained_on(params, paths.train / "learned"))
+                                     source=trained_on(params, "reward", paths.train / "learned"))
         write_json(paths.train / "policies" / kind / "hparams.json",
                    {"model": kind, "hp": hps[kind], "steps": mcfg.steps})
         curves += rows
@@ -106,7 +106,7 @@ def train(params: Params, root: Path = Path(".")) -> None:
         _, rows = fit_policy(mlflow, paths=paths, dataset="oracle", folder="oracle", kind="pct_bc", mcfg=cfg.oracle,
                              table=oracle, spec=data_spec(oracle, oracle_meta), cfg=cfg, seed=params.seed,
                              device=device, profile=params.profile, register_as=None,
-                             source=trained_on(params, paths.relabeled("oracle")))
+                             source=trained_on(params, "reward", paths.relabeled("oracle")))
         curves += rows
         print(f"train (reward): oracle filter done ({time.perf_counter() - t0:.0f}s)")
     # 6. The RL reference: PPO on the learned reward (the env's reward never reaches it).
