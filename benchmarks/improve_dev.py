@@ -1,0 +1,105 @@
+"""Development runs of the improve family's in-context model (Algorithm Distillation), on goals and
+seeds disjoint from the evaluation's: ``DEV_GOALS`` are training goals taken out of the training
+data here (never the held-out goals of params.yaml), and actions are sampled with ``DEV_SEEDS``.
+
+Reads the collected histories of a default-profile run (``--root``), drops the dev goals' histories,
+relabels with ``--skip``, fits AD (or, ``--data experts``, expert distillation) with the one
+training loop and prints one JSON line: settings, fit time, validation loss, and the return per
+episode on the dev goals (mean over goals x sampling seeds), the first-5 and last-5 means.
+
+    .venv/bin/python benchmarks/improve_dev.py --root . --hidden 32 --layers 4 --steps 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from justask.config import load_params
+from justask.datasets import split_mask
+from justask.families.improve.contexts import Windows, build_contexts, kept_episodes
+from justask.families.improve.goals import training_goals
+from justask.families.improve.histories import Histories, read_histories
+from justask.families.improve.incontext import run_in_context
+from justask.families.improve.learner import learn
+from justask.families.improve.model import RoomSpec, build_model
+from justask.paths import family_paths
+from justask.seeding import seed_everything, stream_seeds
+from justask.training.loop import Loop, Optimisation, fit
+
+DEV_GOALS = [(0, 3), (1, 1), (1, 6), (3, 0), (3, 5), (5, 1), (5, 6), (7, 4), (8, 2), (8, 7)]
+DEV_SEEDS = [101, 202, 303]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--root", type=Path, default=Path("."))
+    ap.add_argument("--params", type=Path, default=Path("params.yaml"))
+    ap.add_argument("--data", choices=("histories", "experts"), default="histories")
+    for name, default in (("hidden", 32), ("layers", 4), ("heads", 4), ("context_episodes", 4), ("batch", 32),
+                          ("steps", 2000), ("skip", 1), ("histories", 0), ("episodes", 40), ("seed", 0)):
+        ap.add_argument(f"--{name.replace('_', '-')}", type=int, default=default)
+    ap.add_argument("--generate", type=int, default=0, help="histories per goal made here (not read from --root)")
+    ap.add_argument("--planning", type=int, default=-1, help="the learner's Dyna-Q updates (with --generate)")
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    a = ap.parse_args()
+    params = load_params(a.params)
+    fam = params.family("improve")
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    seed_everything(a.seed)
+    learner_cfg = fam.collect.learner
+    if a.planning >= 0:
+        learner_cfg = learner_cfg.model_copy(update={"planning": a.planning})
+    if a.generate:
+        learner = learner_cfg
+        tasks = [g for g in training_goals(fam.env) for _ in range(a.generate)]
+        seeds = stream_seeds(a.seed, "improve/dev-collect", len(tasks))
+        hs = [learn(g, fam.env.size, fam.env.max_episode_steps, fam.collect.episodes, learner, s)
+              for g, s in zip(tasks, seeds, strict=True)]
+        h = Histories(np.stack([x.cells for x in hs]), np.stack([x.actions for x in hs]),
+                      np.stack([x.rewards for x in hs]), np.asarray([x.goal for x in hs], np.int64))
+    else:
+        h = read_histories(family_paths("improve", a.root).dataset("histories"), fam.env, fam.collect.episodes)
+    dev = {tuple(g) for g in DEV_GOALS}
+    assert not dev & {tuple(g) for g in fam.env.held_out_goals}, "dev goals must not be evaluation goals"
+    keep = np.array([tuple(g) not in dev for g in h.goals.tolist()])
+    if a.histories:  # at most this many histories per goal
+        seen: dict = {}
+        for i, g in enumerate(h.goals.tolist()):
+            seen[tuple(g)] = seen.get(tuple(g), 0) + 1
+            keep[i] &= seen[tuple(g)] <= a.histories
+    h = Histories(h.cells[keep], h.actions[keep], h.rewards[keep], h.goals[keep])
+    episodes = fam.collect.episodes
+    which = kept_episodes(episodes, a.skip) if a.data == "histories" else np.arange(episodes - 10, episodes)
+    ctx = build_contexts(h, which, split_mask(len(h), 0.1, 0).astype(np.int8), fam.env.size)
+    spec = RoomSpec(fam.env.size, fam.env.max_episode_steps)
+    hp = {"hidden": a.hidden, "layers": a.layers, "heads": a.heads, "context_episodes": a.context_episodes,
+          "dropout": a.dropout}
+    t0 = time.perf_counter()
+    res = fit(lambda: build_model(spec, hp), Windows(ctx, 0, torch.device("cpu")),
+              Windows(ctx, 1, torch.device("cpu"), max_rows=2048),
+              Optimisation(a.lr, 1e-4, a.batch, a.steps), Loop(250, 100, a.seed, torch.device("cpu")))
+    seconds = time.perf_counter() - t0
+    model = res.model.eval()
+    goals = np.asarray(DEV_GOALS, np.int64)
+    returns = np.concatenate([run_in_context(model, goals, a.episodes, fam.env.size, fam.env.max_episode_steps, s)[0]
+                              for s in DEV_SEEDS])
+    curve = returns.mean(0)
+    src = np.array([learn(tuple(g), fam.env.size, fam.env.max_episode_steps, a.episodes, learner_cfg, s).returns
+                    for s in DEV_SEEDS for g in DEV_GOALS]).mean(0)
+    print(json.dumps({**vars(a), "root": str(a.root), "params": str(a.params), "histories_used": int(len(h)),
+                      "fit_seconds": round(seconds, 1), "best_val_loss": round(res.best_val_loss, 4),
+                      "best_step": res.best_step, "first5": round(float(curve[:5].mean()), 2),
+                      "last5": round(float(curve[-5:].mean()), 2), "curve": [round(float(c), 2) for c in curve],
+                      "learner_curve": [round(float(c), 2) for c in src],
+                      "val_curve": [round(p["val_loss"], 3) for p in res.curve]}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The learning histories as arrays, read from collect's Minari dataset and checked: every episode
+belongs to one history of one training goal, histories are whole and in the learner's order, and
+every reward is the one the goal gives. What validate checks besides the shared suite, and what
+relabel builds its contexts from."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from justask.datasets import iter_episodes, read_metadata
+from justask.errors import DatasetError
+
+from .env import reward
+from .goals import check_goal_split, training_goals
+
+FIX = "re-collect with `dvc repro collect@improve`"
+
+
+@dataclass(frozen=True)
+class Histories:
+    """``cells`` (N, E, H + 1, 2), ``actions`` and ``rewards`` (N, E, H), ``goals`` (N, 2): N
+    histories of E consecutive episodes of H steps."""
+
+    cells: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    goals: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.goals)
+
+
+def _listed(meta: dict, key: str, n: int, where: str) -> list:
+    try:
+        values = json.loads(meta[key])
+    except (KeyError, TypeError, json.JSONDecodeError):
+        raise DatasetError(f"{where}: metadata key {key!r} missing or not a JSON list; {FIX}") from None
+    if not isinstance(values, list) or len(values) != n:
+        got = len(values) if isinstance(values, list) else type(values).__name__
+        raise DatasetError(f"{where}: metadata {key!r} lists {got} entries for {n} episodes; {FIX}")
+    return values
+
+
+def read_histories(path: Path, env_cfg, episodes: int) -> Histories:
+    """The dataset at ``path`` as :class:`Histories` of ``episodes`` episodes each (``env_cfg``: the
+    family's ``env`` section). :class:`DatasetError` naming the file, the episode and the fix when a
+    history is cut short or out of order, an episode's goal is held out or off the training goals,
+    or its rewards are not the ones its goal gives."""
+    path = Path(path)
+    meta = read_metadata(path)
+    eps = list(iter_episodes(path))
+    n, horizon = len(eps), env_cfg.max_episode_steps
+    goals = _listed(meta, "goals", n, str(path))
+    history = _listed(meta, "history", n, str(path))
+    index = _listed(meta, "learner_episode", n, str(path))
+    if n % episodes:
+        raise DatasetError(f"{path}: {n} episodes do not split into histories of collect.episodes = {episodes}; {FIX}")
+    want_history = np.repeat(np.arange(n // episodes), episodes)
+    want_index = np.tile(np.arange(episodes), n // episodes)
+    bad = np.flatnonzero((np.asarray(history) != want_history) | (np.asarray(index) != want_index))
+    if len(bad):
+        i = int(bad[0])
+        raise DatasetError(f"{path}: episode {i} is history {history[i]}, learner episode {index[i]}; expected "
+                           f"history {want_history[i]}, episode {want_index[i]} (histories must be whole and in "
+                           f"order); {FIX}")
+    allowed = set(training_goals(env_cfg))
+    for i, g in enumerate(goals):
+        if tuple(g) not in allowed:
+            held = tuple(g) in {tuple(h) for h in env_cfg.held_out_goals}
+            why = "a held-out goal: it must never reach training" if held else "not a training goal of this env"
+            raise DatasetError(f"{path}: episode {i} was collected on goal {g}, {why}; {FIX}")
+        if i % episodes and g != goals[i - 1]:
+            raise DatasetError(f"{path}: episode {i} changes goal within history {history[i]}; {FIX}")
+    lengths = {len(e["actions"]) for e in eps}
+    if lengths != {horizon}:
+        raise DatasetError(f"{path}: episode lengths {sorted(lengths)}; every Dark Room episode lasts "
+                           f"env.max_episode_steps = {horizon} steps; {FIX}")
+    shape = (n // episodes, episodes)
+    cells = np.stack([e["observations"] for e in eps]).round().astype(np.int64).reshape(*shape, horizon + 1, 2)
+    actions = np.stack([e["actions"] for e in eps]).astype(np.int64).reshape(*shape, horizon)
+    rewards = np.stack([e["rewards"] for e in eps]).astype(np.float32).reshape(*shape, horizon)
+    hist_goals = np.asarray(goals, np.int64).reshape(*shape, 2)[:, 0]
+    wrong = np.argwhere(reward(cells[:, :, 1:], hist_goals[:, None, None, :]) != rewards)
+    if len(wrong):
+        h, e, t = map(int, wrong[0])
+        raise DatasetError(f"{path}: history {h}, episode {e}, step {t}: reward {rewards[h, e, t]:g} is not what goal "
+                           f"{hist_goals[h].tolist()} gives at cell {cells[h, e, t + 1].tolist()}; {FIX}")
+    check_goal_split(sorted(allowed), [tuple(g) for g in env_cfg.held_out_goals], env_cfg.size)
+    return Histories(cells, actions, rewards, hist_goals)
