@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from helpers import ROOT, family_module
 from justask.cli import app
 from justask.config import Params, ParamsError, load_params
+from justask.families import families
 
 PARAMS = ROOT / "params.yaml"
 
@@ -207,7 +208,7 @@ def test_unknown_family(tmp_path):
 
     message = _error(tmp_path, mutate)
     assert "families:" in message
-    assert ("unknown family 'retrun'; available: language, return, reward "
+    assert (f"unknown family 'retrun'; available: {', '.join(sorted(families()))} "
             "(packages in src/justask/families/)") in message
     assert "1 invalid setting(s)" in message
 
@@ -215,7 +216,7 @@ def test_unknown_family(tmp_path):
 def test_families_must_not_be_empty(tmp_path):
     message = _error(tmp_path, lambda raw: raw.update(families={}))
     assert "families:" in message
-    assert "name at least one experiment family to run: language, return, reward" in message
+    assert f"name at least one experiment family to run: {', '.join(sorted(families()))}" in message
 
 
 def test_families_section_is_required(tmp_path):
@@ -225,14 +226,16 @@ def test_families_section_is_required(tmp_path):
 
 
 def test_family_is_typed_by_its_schema():
+    from justask.families.improve.config import ImproveConfig
     from justask.families.language.config import LanguageConfig
     from justask.families.reward.config import RewardConfig
 
     params = load_params(PARAMS)
-    assert list(params.families) == ["return", "language", "reward"]
+    assert list(params.families) == ["return", "language", "reward", "improve"]
     assert isinstance(params.family("return"), family_module("return", "config").ReturnConfig)
     assert isinstance(params.family("language"), LanguageConfig)
     assert isinstance(params.family("reward"), RewardConfig)
+    assert isinstance(params.family("improve"), ImproveConfig)
     assert params.family("reward") is params.families["reward"]
     assert params.family("language").env.levels
 

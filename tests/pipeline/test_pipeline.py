@@ -54,6 +54,7 @@ def test_dvc_repro_end_to_end(prefect_api, repo_copy: Path):
     fams["return"]["evaluate"]["episodes"] = 3
     fams["language"]["evaluate"]["num_envs"] = 3  # batching must not change a single outcome
     fams["reward"]["evaluate"]["bootstrap_reps"] = 300
+    fams["improve"]["evaluate"]["bootstrap_reps"] = 300
     (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     language = json.loads((repo_copy / "metrics" / "language.json").read_text())
     partial = dvc(repo_copy, "repro").stdout

@@ -103,6 +103,12 @@ class TrainConfig(FitConfig):
     model: TransformerConfig = TransformerConfig()
     expert_distillation: bool = True  # also fit the control: the same model on converged episodes only
 
+    @property
+    def models(self) -> dict[str, str]:
+        """The models trained, each with the relabeled contexts it learns from: ``ad`` on the whole
+        histories, and (``expert_distillation``) ``ed`` on the converged episodes."""
+        return {"ad": "histories", **({"ed": "experts"} if self.expert_distillation else {})}
+
 
 class EvaluateConfig(Strict):
     """The frozen models on every held-out goal, each run for ``episodes`` consecutive episodes keeping

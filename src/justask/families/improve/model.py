@@ -35,17 +35,14 @@ from .env import ACTIONS
 
 KIND = "in-context"
 
-MODELS = {"ad": "histories", "ed": "experts"}  # model -> the relabeled contexts it learns from
-
-
 def models(params) -> dict[str, str]:
-    """The models this configuration trains (expert distillation is optional)."""
-    return {m: d for m, d in MODELS.items() if m == "ad" or params.family("improve").train.expert_distillation}
+    """The models this configuration trains, each with the relabeled contexts it learns from."""
+    return params.family("improve").train.models
 
 
 def model_provenance(params, model: str, root: Path) -> dict:
     """What ``model``'s checkpoints must have been trained for and on."""
-    data = MODELS[model]
+    data = models(params)[model]
     where = family_paths("improve", root).relabeled(data)
     return provenance("improve", data, model, **trained_on(params, "improve", where))
 

@@ -33,7 +33,8 @@ def print_results(metrics: dict, console) -> None:
                       "not reached" if reached is None else str(reached))
     console.print(table)
     claims = metrics["claims"]
+    # plain text: the highlighter would split "0.9x" into spans, and the HTML report would read "0. 9x"
     console.print(f"learner's final return {num(metrics['learner_final_return'], 1)} (0.9x: "
                   f"{num(metrics['target_return'], 1)}); "
-                  f"AD's final return: {num(claims['ad_final_vs_learner'], 2)}x it")
-    console.print(f"weights unchanged during evaluation: {metrics['weights_unchanged']}")
+                  f"AD's final return: {num(claims['ad_final_vs_learner'], 2)}x it", highlight=False)
+    console.print(f"weights unchanged during evaluation: {metrics['weights_unchanged']}", highlight=False)
