@@ -62,8 +62,7 @@ def main() -> None:
         seeds = stream_seeds(a.seed, "improve/dev-collect", len(tasks))
         hs = [learn(g, fam.env.size, fam.env.max_episode_steps, fam.collect.episodes, learner, s)
               for g, s in zip(tasks, seeds, strict=True)]
-        h = Histories(np.stack([x.cells for x in hs]), np.stack([x.actions for x in hs]),
-                      np.stack([x.rewards for x in hs]), np.asarray([x.goal for x in hs], np.int64))
+        h = Histories.stack(hs)
     else:
         h = read_histories(family_paths("improve", a.root).dataset("histories"), fam.env, fam.collect.episodes)
     dev = {tuple(g) for g in DEV_GOALS}

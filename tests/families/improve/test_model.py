@@ -5,8 +5,6 @@ are seeded, and pay the env's reward."""
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pytest
 import torch
@@ -18,7 +16,14 @@ from justask.families.improve.contexts import NO_ACTION
 from justask.families.improve.env import ACTIONS, reward
 from justask.families.improve.goals import best_return, start_cell
 from justask.families.improve.incontext import run_in_context
-from justask.families.improve.model import InContextTransformer, RoomSpec, build_model, load_model, save_model
+from justask.families.improve.model import (
+    InContextTransformer,
+    RoomSpec,
+    build_model,
+    load_model,
+    save_model,
+    weights_hash,
+)
 from justask.training.checkpoints import provenance
 
 torch.set_num_threads(1)
@@ -129,23 +134,15 @@ def test_a_saved_model_loads_with_identical_outputs_and_checks_provenance(tmp_pa
         load_model(path, {**prov, "kind": "ed"})
 
 
-def weights(net) -> str:
-    h = hashlib.sha256()
-    for name, t in sorted(net.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().numpy().tobytes())
-    return h.hexdigest()
-
-
 GOALS = np.array([[0, 0], [4, 4], [1, 3], [2, 3]], np.int64)
 
 
 def test_rollouts_leave_the_weights_alone_and_are_seeded():
     net = model(seed=1)
     net.train()  # the rollouts put it in eval mode themselves
-    before = weights(net)
+    before = weights_hash(net)
     returns, cells = run_in_context(net, GOALS, 5, SPEC.size, SPEC.horizon, seed=7, keep_cells=True)
-    assert weights(net) == before and not net.training
+    assert weights_hash(net) == before and not net.training
     assert returns.shape == (4, 5) and returns.dtype == np.float32
     assert cells.shape == (4, 5, SPEC.horizon + 1, 2)
     again, cells_again = run_in_context(net, GOALS, 5, SPEC.size, SPEC.horizon, seed=7, keep_cells=True)

@@ -32,8 +32,8 @@ def ask_improve(params, root: Path, goal: tuple[int, int], *, model: str = "ad",
     from justask.paths import family_paths
 
     from .goals import best_return, start_cell, training_goals
-    from .incontext import run_in_context
-    from .model import load_model, model_provenance, models
+    from .incontext import run_in_context, write_first_and_last
+    from .model import load_model, model_provenance
 
     if "improve" not in params.families:
         raise AskError("params.yaml has no families.improve section; add one (see profiles/default.yaml)")
@@ -42,8 +42,8 @@ def ask_improve(params, root: Path, goal: tuple[int, int], *, model: str = "ad",
     if not all(0 <= v < size for v in goal) or tuple(goal) == start_cell(size):
         raise AskError(f"--goal {goal[0]} {goal[1]}: a goal is a cell of the {size} x {size} room other than the start "
                        f"{list(start_cell(size))} (rows and columns 0..{size - 1})")
-    if model not in models(params):
-        raise AskError(f"--model {model}: trained models are {', '.join(models(params))}")
+    if model not in fam.train.models:
+        raise AskError(f"--model {model}: trained models are {', '.join(fam.train.models)}")
     train_seed = fam.train.seeds[0] if train_seed is None else train_seed
     if train_seed not in fam.train.seeds:
         raise AskError(f"--train-seed {train_seed}: trained seeds are {fam.train.seeds}")
@@ -58,15 +58,8 @@ def ask_improve(params, root: Path, goal: tuple[int, int], *, model: str = "ad",
             f"sampling seed {seed}")
     path = None
     if gif:
-        from justask.render import write_gif
-
-        from .env import frame
-
-        gap = np.full((size * 16, 8, 3), 255, np.uint8)
-        frames = [np.concatenate([frame(size, a, goal), gap, frame(size, b, goal)], axis=1)
-                  for a, b in zip(cells[0, 0], cells[0, -1], strict=True)]
-        path = write_gif(frames, paths.base / "ask" / f"{model}-seed{train_seed}-goal{goal[0]}-{goal[1]}-s{seed}.gif",
-                         duration_ms=150)
+        name = f"{model}-seed{train_seed}-goal{goal[0]}-{goal[1]}-s{seed}.gif"
+        path = write_first_and_last(cells[0], goal, size, paths.base / "ask" / name)
     return what, returns[0], best_return(tuple(goal), size, horizon), path
 
 

@@ -66,8 +66,7 @@ def training_cases(settings, device, val_rows: int = 64) -> list[TrainingCase]:
     episodes = 12 if settings.quick else cfg.episodes
     hs = [learn(g, env_cfg.size, env_cfg.max_episode_steps, episodes, cfg.learner, i)
           for i, g in enumerate(_goals(settings) * 2)]
-    h = Histories(np.stack([x.cells for x in hs]), np.stack([x.actions for x in hs]),
-                  np.stack([x.rewards for x in hs]), np.asarray([x.goal for x in hs], np.int64))
+    h = Histories.stack(hs)
     split = split_mask(len(h), 0.25, settings.params.seed).astype(np.int8)
     expert = min(rel.expert_episodes, episodes - 1)
     which = {"histories": kept_episodes(episodes, min(rel.skip, episodes)),

@@ -20,10 +20,10 @@ from justask.datasets import write_dataset
 from justask.io import write_json
 from justask.paths import family_paths
 from justask.rollout import Episode
-from justask.seeding import stream_seeds
 
 from .env import make_env
 from .goals import best_return, training_goals
+from .histories import history_tasks
 from .learner import History, learn
 
 
@@ -42,10 +42,8 @@ def collect(params: Params, root: Path = Path(".")) -> dict:
     paths = family_paths("improve", root)
     t0 = time.perf_counter()
     goals = training_goals(env_cfg)
-    tasks = [g for g in goals for _ in range(cfg.histories_per_goal)]
-    seeds = stream_seeds(params.seed, "improve/collect", len(tasks))
     histories = [learn(g, env_cfg.size, env_cfg.max_episode_steps, cfg.episodes, cfg.learner, s)
-                 for g, s in zip(tasks, seeds, strict=True)]
+                 for g, s in history_tasks(params)]
     episodes = [ep for i, h in enumerate(histories) for ep in history_episodes(h, i * cfg.episodes)]
     write_dataset(paths.dataset("histories"), episodes, make_env(env_cfg), {
         "dataset_id": "justask/darkroom/learning-histories-v0",

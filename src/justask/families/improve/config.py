@@ -135,3 +135,11 @@ class ImproveConfig(FamilySection):
     relabel: RelabelConfig = RelabelConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+
+    @model_validator(mode="after")
+    def experts_are_the_end_of_a_history(self) -> ImproveConfig:
+        if self.relabel.expert_episodes >= self.collect.episodes:
+            raise ValueError(f"relabel.expert_episodes ({self.relabel.expert_episodes}) must be below "
+                             f"collect.episodes ({self.collect.episodes}): expert distillation learns from the "
+                             "converged end of each history only")
+        return self

@@ -16,7 +16,6 @@ sampling seed), stratified-bootstrap 95% CIs):
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
@@ -28,25 +27,17 @@ from justask.errors import StageFailed
 from justask.io import rows_csv, write_json, write_text
 from justask.metrics import iqm_with_ci
 from justask.paths import family_paths
-from justask.render import figure_to, write_gif
-from justask.seeding import held_out_seeds, seed_everything, stream_seeds
+from justask.render import figure_to
+from justask.seeding import held_out_seeds, seed_everything
 from justask.tracking import setup_mlflow
 
-from .env import frame
 from .goals import best_return, training_goals
-from .incontext import run_in_context
+from .histories import history_tasks
+from .incontext import run_in_context, write_first_and_last
 from .learner import learn
-from .model import load_model, model_provenance, models
+from .model import load_model, model_provenance, weights_hash
 
 TARGET = 0.9  # of the learner's final return
-
-
-def weights_hash(model) -> str:
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().numpy().tobytes())
-    return h.hexdigest()
 
 
 def summarize(returns: np.ndarray, k: int, target: float | None, reps: int, seed: int) -> dict:
@@ -75,8 +66,7 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     size, horizon, k = env_cfg.size, env_cfg.max_episode_steps, cfg.first_last
     goals = np.asarray(env_cfg.held_out_goals, np.int64)
     train_seeds = list(fam.train.seeds)
-    n_tasks = len(training_goals(env_cfg)) * fam.collect.histories_per_goal
-    collected = set(stream_seeds(params.seed, "improve/collect", n_tasks))
+    collected = {s for _, s in history_tasks(params)}
     seeds = np.asarray(held_out_seeds(paths.eval_seeds, len(train_seeds) * cfg.seeds_per_goal, collected))
     seeds = seeds.reshape(len(train_seeds), cfg.seeds_per_goal)  # row r: the sampling seeds of training seed r
 
@@ -87,9 +77,8 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     target = TARGET * learner_final
     results = {"learner": summarize(learner, k, target, cfg.bootstrap_reps, params.seed)}
 
-    runs: dict[str, np.ndarray] = {}
     gif_cells = None
-    for name in models(params):
+    for name in fam.train.models:
         expected = model_provenance(params, name, root)
         per_seed = []
         for r, train_seed in enumerate(train_seeds):
@@ -105,8 +94,7 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
                 raise StageFailed(f"evaluate (improve): the weights of {name} seed {train_seed} changed during its "
                                   "in-context rollouts; the rollouts must not update the model")
             per_seed.append(np.concatenate(rows))  # (goals x sampling seeds, episodes)
-        runs[name] = np.stack(per_seed)
-        results[name] = summarize(runs[name], k, target, cfg.bootstrap_reps, params.seed)
+        results[name] = summarize(np.stack(per_seed), k, target, cfg.bootstrap_reps, params.seed)
 
     optimal = float(np.mean([best_return(tuple(g), size, horizon) for g in goals]))
     metrics = {
@@ -128,7 +116,7 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict:
     paths.evaluate.mkdir(parents=True, exist_ok=True)
     _plot(results, learner_final, optimal, paths.evaluate / "curves.png")
     if cfg.gif and gif_cells is not None:
-        _gif(gif_cells[0], tuple(goals[0]), size, paths.evaluate / "ad-first-vs-last.gif")
+        write_first_and_last(gif_cells[0], tuple(goals[0]), size, paths.evaluate / "ad-first-vs-last.gif")
     _log_mlflow(params, root, metrics, paths)
     print(f"evaluate (improve): AD's return {ad['first'][0]:.1f} -> {ad['final'][0]:.1f} in context (improvement "
           f"{ad['improvement'][0]:+.1f} [{ad['improvement'][1]:+.1f}, {ad['improvement'][2]:+.1f}]); "
@@ -161,15 +149,6 @@ def _plot(results: dict, learner_final: float, optimal: float, path: Path) -> No
     fig.tight_layout()
     figure_to(path, fig)
     plt.close(fig)
-
-
-def _gif(cells: np.ndarray, goal: tuple[int, int], size: int, path: Path) -> None:
-    """AD's first and last episode on one held-out goal, side by side, step by step."""
-    first, last = cells[0], cells[-1]
-    gap = np.full((size * 16, 8, 3), 255, np.uint8)
-    frames = [np.concatenate([frame(size, a, goal), gap, frame(size, b, goal)], axis=1)
-              for a, b in zip(first, last, strict=True)]
-    write_gif(frames, path, duration_ms=150)
 
 
 def _log_mlflow(params: Params, root: Path, metrics: dict, paths) -> None:

@@ -13,9 +13,11 @@ import numpy as np
 
 from justask.datasets import iter_episodes, read_metadata
 from justask.errors import DatasetError
+from justask.seeding import stream_seeds
 
 from .env import reward
-from .goals import check_goal_split, training_goals
+from .goals import training_goals
+from .learner import History
 
 FIX = "re-collect with `dvc repro collect@improve`"
 
@@ -32,6 +34,20 @@ class Histories:
 
     def __len__(self) -> int:
         return len(self.goals)
+
+    @classmethod
+    def stack(cls, histories: list[History]) -> Histories:
+        """The learner's runs (:func:`.learner.learn`), all of the same length, as one set."""
+        return cls(np.stack([h.cells for h in histories]), np.stack([h.actions for h in histories]),
+                   np.stack([h.rewards for h in histories]), np.asarray([h.goal for h in histories], np.int64))
+
+
+def history_tasks(params) -> list[tuple[tuple[int, int], int]]:
+    """(goal, seed) of every history collect runs: ``histories_per_goal`` per training goal, seeded
+    from the ``improve/collect`` stream (evaluation checks its seeds against these)."""
+    fam = params.family("improve")
+    goals = [g for g in training_goals(fam.env) for _ in range(fam.collect.histories_per_goal)]
+    return list(zip(goals, stream_seeds(params.seed, "improve/collect", len(goals)), strict=True))
 
 
 def _listed(meta: dict, key: str, n: int, where: str) -> list:
@@ -89,5 +105,4 @@ def read_histories(path: Path, env_cfg, episodes: int) -> Histories:
         h, e, t = map(int, wrong[0])
         raise DatasetError(f"{path}: history {h}, episode {e}, step {t}: reward {rewards[h, e, t]:g} is not what goal "
                            f"{hist_goals[h].tolist()} gives at cell {cells[h, e, t + 1].tolist()}; {FIX}")
-    check_goal_split(sorted(allowed), [tuple(g) for g in env_cfg.held_out_goals], env_cfg.size)
     return Histories(cells, actions, rewards, hist_goals)

@@ -4,11 +4,15 @@ gradient, no weight update: whatever gets better from episode to episode is infe
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
+from justask.render import write_gif
+
 from .contexts import NO_ACTION
-from .env import move, reward
+from .env import frame, move, reward
 from .goals import start_cell
 
 
@@ -50,3 +54,12 @@ def run_in_context(model, goals: np.ndarray, episodes: int, size: int, horizon: 
             if keep_cells:
                 visited[:, e, t + 1] = cell
     return returns, visited
+
+
+def write_first_and_last(cells: np.ndarray, goal, size: int, path) -> Path:
+    """A GIF of an in-context run's first and last episode side by side, step by step (``cells``:
+    (episodes, steps + 1, 2), the cells visited)."""
+    gap = np.full((size * 16, 8, 3), 255, np.uint8)
+    frames = [np.concatenate([frame(size, a, goal), gap, frame(size, b, goal)], axis=1)
+              for a, b in zip(cells[0], cells[-1], strict=True)]
+    return write_gif(frames, path, duration_ms=150)

@@ -10,6 +10,7 @@ distillation is the same model trained on converged episodes only."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -35,14 +36,9 @@ from .env import ACTIONS
 
 KIND = "in-context"
 
-def models(params) -> dict[str, str]:
-    """The models this configuration trains, each with the relabeled contexts it learns from."""
-    return params.family("improve").train.models
-
-
 def model_provenance(params, model: str, root: Path) -> dict:
     """What ``model``'s checkpoints must have been trained for and on."""
-    data = models(params)[model]
+    data = params.family("improve").train.models[model]
     where = family_paths("improve", root).relabeled(data)
     return provenance("improve", data, model, **trained_on(params, "improve", where))
 
@@ -116,6 +112,15 @@ def candidate(spec: RoomSpec, hp: dict, steps: int):
 def save_model(hp: dict, spec: RoomSpec, prov: dict, path: Path, model: nn.Module, meta: dict) -> None:
     """Write ``model.pt``: weights, what rebuilds them, where they come from (``prov``)."""
     save_checkpoint(path, KIND, hp, spec, model, meta, prov)
+
+
+def weights_hash(model: nn.Module) -> str:
+    """SHA-256 of every weight, by name: what evaluation compares before and after its rollouts."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().numpy().tobytes())
+    return h.hexdigest()
 
 
 def load_model(path: Path, expect: dict | None = None, rerun: str = "dvc repro train@improve"):

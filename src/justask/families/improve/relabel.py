@@ -37,9 +37,6 @@ def relabel(params: Params, root: Path = Path(".")) -> dict:
     except DatasetError as e:
         raise StageFailed(str(e)) from None
     episodes = fam.collect.episodes
-    if cfg.expert_episodes >= episodes:
-        raise StageFailed(f"families.improve.relabel.expert_episodes ({cfg.expert_episodes}) must be below "
-                          f"collect.episodes ({episodes}): expert distillation learns from converged episodes only")
     held = [tuple(g) for g in env_cfg.held_out_goals]
     check_goal_split(sorted({tuple(g) for g in h.goals.tolist()}), held, env_cfg.size)
     split = split_mask(len(h), cfg.val_fraction, params.seed).astype(np.int8)

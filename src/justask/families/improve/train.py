@@ -26,7 +26,7 @@ from justask.training.runs import curves_csv, fit_and_save
 from justask.training.tune import tune
 
 from .contexts import Contexts, Windows
-from .model import RoomSpec, candidate, model_provenance, models, save_model
+from .model import RoomSpec, candidate, model_provenance, save_model
 
 
 def train(params: Params, root: Path = Path(".")) -> None:
@@ -44,7 +44,7 @@ def train(params: Params, root: Path = Path(".")) -> None:
     spec = RoomSpec(size=fam.env.size, horizon=fam.env.max_episode_steps)
     t0 = time.perf_counter()
     curves: list[dict] = []
-    for name, data in models(params).items():
+    for name, data in cfg.models.items():
         try:
             ctx, _ = Contexts.load(paths.relabeled(data))
             train_data = Windows(ctx, 0, device)
