@@ -43,15 +43,34 @@ def _data():
     return spec, Steps(table, np.arange(8), dev), Steps(table, np.array([8, 9]), dev)
 
 
-def run_study(storage_path: Path, n_trials: int, trial_steps: int, workers: int = 1, seed: int = 0):
+def run_study(storage_path: Path, n_trials: int, trial_steps: int, workers: int = 1, seed: int = 0,
+              candidate=None):
     """The real tune() on the synthetic data (also the entry point of the killed subprocess)."""
     spec, train, val = _data()
     mlflow = setup_mlflow(TrackingConfig(), storage_path.parent)
     # trial_steps_fraction 1: each trial runs `trial_steps` steps (>= eval_every)
     cfg = FitConfig(eval_every=50, patience=100,
                     tune=TuneConfig(n_trials=n_trials, trial_steps_fraction=1.0, storage="journal", workers=workers))
-    return tune(LABEL, BASE, functools.partial(models.candidate, "rvs", spec), train, val, cfg=cfg,
+    candidate = candidate or functools.partial(models.candidate, "rvs", spec)
+    return tune(LABEL, BASE, candidate, train, val, cfg=cfg,
                 steps=trial_steps, seed=seed, device=torch.device("cpu"), storage_path=storage_path, mlflow=mlflow)
+
+
+def _held_study(storage_path: Path, n_trials: int, trial_steps: int, k: int) -> None:
+    """run_study whose trial k+1 (running, after k finished) announces itself and waits to be
+    killed: the kill lands mid-trial however fast or slow the machine is."""
+    spec, _, _ = _data()
+    calls = 0
+
+    def candidate(hp: dict, steps: int):
+        nonlocal calls
+        calls += 1
+        if calls > k:
+            storage_path.with_suffix(".held").touch()
+            time.sleep(3600)
+        return models.candidate("rvs", spec, hp, steps)
+
+    run_study(storage_path, n_trials, trial_steps, candidate=candidate)
 
 
 def _name(trial_steps: int, seed: int = 0) -> str:
@@ -90,18 +109,13 @@ def test_two_workers_share_one_study(tmp_path):
 def test_killed_study_resumes_without_repeating_trials(tmp_path):
     storage = tmp_path / "optuna" / "study"
     n_trials, steps, k = 4, 300, 2
-    proc = subprocess.Popen([sys.executable, __file__, str(storage), str(n_trials), str(steps)],
+    proc = subprocess.Popen([sys.executable, __file__, str(storage), str(n_trials), str(steps), str(k)],
                             env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 200
-        while True:  # kill once k trials are finished and the next one is running
+        while not storage.with_suffix(".held").exists():  # k trials finished, trial k+1 running
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
             assert time.monotonic() < deadline, "the study never reached k finished trials"
-            if storage.with_suffix(".journal").exists():
-                study = _study(storage, steps)
-                running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                if len(_done(study)) >= k and running:
-                    break
             time.sleep(0.1)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -111,7 +125,7 @@ def test_killed_study_resumes_without_repeating_trials(tmp_path):
     before = _study(storage, steps)
     finished_before = {t.number: t.params for t in _done(before)}
     interrupted = [t.number for t in before.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
-    assert len(finished_before) >= k and interrupted
+    assert len(finished_before) == k and len(interrupted) == 1
 
     _, study = run_study(storage, n_trials=n_trials, trial_steps=steps)
     done = _done(study)
@@ -181,4 +195,4 @@ def test_a_torn_journal_breaks_optuna_and_the_repair_keeps_every_finished_trial(
 
 
 if __name__ == "__main__":  # the study process test_killed_study_resumes_... kills midway
-    run_study(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
+    _held_study(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
