@@ -3,9 +3,12 @@ seeds disjoint from the evaluation's: ``DEV_GOALS`` are training goals taken out
 data here (never the held-out goals of params.yaml), and actions are sampled with ``DEV_SEEDS``.
 
 Reads the collected histories of a default-profile run (``--root``), drops the dev goals' histories,
-relabels with ``--skip``, fits AD (or, ``--data experts``, expert distillation) with the one
-training loop and prints one JSON line: settings, fit time, validation loss, and the return per
-episode on the dev goals (mean over goals x sampling seeds), the first-5 and last-5 means.
+relabels with ``--skip``, fits AD (or, ``--data experts``, expert distillation; ``--target``
+other labels: ``optimal``, DPT's; ``found``, the family's hindsight labels) with the one training
+loop and prints one JSON line: settings, fit time, validation loss, the return per episode on the
+dev goals (mean over goals x sampling seeds), the first-5 and last-5 means, and how the model
+searched (first rewarded episode) and exploited (shortfall from the best return after it).
+``--look MODEL.pt`` measures the last two for a model saved with ``--save``, fitting nothing.
 
     .venv/bin/python benchmarks/improve_dev.py --root . --hidden 32 --layers 4 --steps 2000
 """
@@ -22,8 +25,14 @@ import torch
 
 from justask.config import load_params
 from justask.datasets import split_mask
-from justask.families.improve.contexts import Windows, build_contexts, kept_episodes
-from justask.families.improve.goals import training_goals
+from justask.families.improve.contexts import (
+    Windows,
+    build_contexts,
+    hindsight_labels,
+    kept_episodes,
+    optimal_actions,
+)
+from justask.families.improve.goals import best_return, training_goals
 from justask.families.improve.histories import Histories, read_histories
 from justask.families.improve.incontext import run_in_context
 from justask.families.improve.learner import learn
@@ -34,6 +43,33 @@ from justask.training.loop import Loop, Optimisation, fit
 
 DEV_GOALS = [(0, 3), (1, 1), (1, 6), (3, 0), (3, 5), (5, 1), (5, 6), (7, 4), (8, 2), (8, 7)]
 DEV_SEEDS = [101, 202, 303]
+
+
+def on_dev_goals(model, env, episodes: int) -> tuple[np.ndarray, dict]:
+    """The frozen model's returns (goals x sampling seeds, episodes) on the dev goals, and how it
+    searched and exploited: the first rewarded episode of each run (0-based; runs never rewarded
+    counted apart), and the mean shortfall from the best return from the third episode after it."""
+    goals = np.asarray(DEV_GOALS, np.int64)
+    returns = np.concatenate([run_in_context(model, goals, episodes, env.size, env.max_episode_steps, s)[0]
+                              for s in DEV_SEEDS])
+    best = np.tile([best_return(tuple(g), env.size, env.max_episode_steps) for g in goals], len(DEV_SEEDS))
+    rewarded = returns > 0
+    found = np.where(rewarded.any(1), rewarded.argmax(1), -1)
+    hit = found >= 0
+    short = [float((best[i] - returns[i, f + 3:]).mean()) for i, f in enumerate(found) if 0 <= f < episodes - 3]
+    return returns, {"first_rewarded_median": float(np.median(found[hit])) if hit.any() else None,
+                     "never_rewarded": int((~hit).sum()), "runs": len(found),
+                     "shortfall_after": round(float(np.mean(short)), 2) if short else None}
+
+
+def look(path: Path, params_path: Path, episodes: int) -> None:
+    """Print how a model saved with ``--save`` searches and exploits on the dev goals."""
+    fam = load_params(params_path).family("improve")
+    saved = torch.load(path)
+    model = build_model(RoomSpec(fam.env.size, fam.env.max_episode_steps), saved["hp"])
+    model.load_state_dict(saved["state"])
+    returns, searched = on_dev_goals(model.eval(), fam.env, episodes)
+    print(json.dumps({"model": str(path), "last5": round(float(returns[:, -5:].mean()), 2), **searched}))
 
 
 def main() -> None:
@@ -48,7 +84,14 @@ def main() -> None:
     ap.add_argument("--planning", type=int, default=-1, help="the learner's Dyna-Q updates (with --generate)")
     ap.add_argument("--dropout", type=float, default=0.1)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--target", choices=("learner", "optimal", "found"), default="learner",
+                    help="the learner's actions (AD), the optimal action for the history's goal (DPT's label), or "
+                         "the learner's until the sequence has earned a reward, the optimal one after")
+    ap.add_argument("--save", type=Path, help="write the fitted model's weights here (for a closer look)")
+    ap.add_argument("--look", type=Path, help="fit nothing: how a model saved with --save searches and exploits")
     a = ap.parse_args()
+    if a.look:
+        return look(a.look, a.params, a.episodes)
     params = load_params(a.params)
     fam = params.family("improve")
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -77,6 +120,12 @@ def main() -> None:
     episodes = fam.collect.episodes
     which = kept_episodes(episodes, a.skip) if a.data == "histories" else np.arange(episodes - 10, episodes)
     ctx = build_contexts(h, which, split_mask(len(h), 0.1, 0).astype(np.int8), fam.env.size)
+    if a.target == "optimal":
+        seq = np.repeat(np.arange(len(ctx.split)), np.diff(ctx.starts))
+        cells = np.stack([ctx.cells // fam.env.size, ctx.cells % fam.env.size], 1)
+        ctx.actions = optimal_actions(cells, ctx.goals[seq], np.random.default_rng(a.seed))
+    elif a.target == "found":
+        ctx.actions = hindsight_labels(ctx, fam.env.size, np.random.default_rng(a.seed))
     spec = RoomSpec(fam.env.size, fam.env.max_episode_steps)
     hp = {"hidden": a.hidden, "layers": a.layers, "heads": a.heads, "context_episodes": a.context_episodes,
           "dropout": a.dropout}
@@ -86,16 +135,18 @@ def main() -> None:
               Optimisation(a.lr, 1e-4, a.batch, a.steps), Loop(250, 100, a.seed, torch.device("cpu")))
     seconds = time.perf_counter() - t0
     model = res.model.eval()
-    goals = np.asarray(DEV_GOALS, np.int64)
-    returns = np.concatenate([run_in_context(model, goals, a.episodes, fam.env.size, fam.env.max_episode_steps, s)[0]
-                              for s in DEV_SEEDS])
+    if a.save:
+        torch.save({"hp": hp, "state": model.state_dict()}, a.save)
+    returns, searched = on_dev_goals(model, fam.env, a.episodes)
     curve = returns.mean(0)
     src = np.array([learn(tuple(g), fam.env.size, fam.env.max_episode_steps, a.episodes, learner_cfg, s).returns
                     for s in DEV_SEEDS for g in DEV_GOALS]).mean(0)
-    print(json.dumps({**vars(a), "root": str(a.root), "params": str(a.params), "histories_used": int(len(h)),
+    print(json.dumps({**vars(a), "root": str(a.root), "params": str(a.params), "save": str(a.save),
+                      "histories_used": int(len(h)),
                       "fit_seconds": round(seconds, 1), "best_val_loss": round(res.best_val_loss, 4),
                       "best_step": res.best_step, "first5": round(float(curve[:5].mean()), 2),
-                      "last5": round(float(curve[-5:].mean()), 2), "curve": [round(float(c), 2) for c in curve],
+                      "last5": round(float(curve[-5:].mean()), 2), **searched,
+                      "curve": [round(float(c), 2) for c in curve],
                       "learner_curve": [round(float(c), 2) for c in src],
                       "val_curve": [round(p["val_loss"], 3) for p in res.curve]}), flush=True)
 

@@ -101,16 +101,19 @@ def load_storage(path: Path) -> MinariStorage:
         raise DatasetError(f"{path}: cannot read the Minari dataset ({type(e).__name__}: {e}). {_damaged(path)}") from e
 
 
-def iter_episodes(path: Path) -> Iterator[dict[str, np.ndarray]]:
-    """The episodes of :func:`read_episodes`, read and checked one at a time (memory does not grow
-    with the dataset)."""
+def iter_episodes(path: Path, ids: range | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """The episodes of :func:`read_episodes` (only ``ids``, when given), read and checked one at a
+    time (memory does not grow with the dataset)."""
     storage = load_storage(path)
     n = storage.total_episodes
     if not n:
         raise DatasetError(f"{path}: the dataset holds no episodes; re-run collect (check the episode counts "
                            "in params.yaml) or point the stage at a non-empty dataset.")
+    ids = range(n) if ids is None else ids
+    if ids and (ids[0] < 0 or ids[-1] >= n):
+        raise ValueError(f"{path}: episodes {ids.start}..{ids.stop - 1} asked of {n}")
     try:
-        for ep, m in zip(storage.get_episodes(range(n)), storage.get_episode_metadata(range(n)), strict=True):
+        for ep, m in zip(storage.get_episodes(ids), storage.get_episode_metadata(ids), strict=True):
             ep["seed"] = m.get("seed")
             where = f"{path}: episode {ep.get('id')}"
             check_shape(ep["observations"], storage.observation_space, f"{where} observations")

@@ -48,9 +48,18 @@ def open_executor(workers: int, scale: ScaleConfig | None = None) -> Iterator[Ex
         if workers <= 1:
             yield None
             return
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_share_cores,
-                                 initargs=(max(1, (os.cpu_count() or 1) // workers),)) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_share_cores,
+                                   initargs=(max(1, (os.cpu_count() or 1) // workers),))
+        try:
             yield pool
+        except BaseException:
+            # A job failed, or the stage is stopping (Ctrl-C, SIGTERM): end the running jobs now instead
+            # of waiting for them (a fit can take minutes), then drop the queued ones.
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
         return
     from distributed import Client, LocalCluster
 

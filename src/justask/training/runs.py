@@ -48,7 +48,8 @@ def fit_and_save(mlflow, *, run_name: str, label: dict, hp: dict, build: Callabl
                  save: Callable[[Path, torch.nn.Module, dict], None], run_dir: Path, meta: dict,
                  register_as: str | None = None, entry: Entry | None = None, resume: Resume | None = None,
                  fix: str = "lower its lr in params.yaml or check the relabeled data",
-                 measure: Callable[[torch.nn.Module], dict] | None = None, keep_last: bool = False) -> list[dict]:
+                 measure: Callable[[torch.nn.Module], dict] | None = None, keep_last: bool = False,
+                 parent: tuple[str, str] | None = None) -> list[dict]:
     """Fit one seed as a nested MLflow run; ``save(path, model, meta)`` writes ``run_dir/model.pt``
     (``meta`` plus the best validation loss and step, and what ``measure(model)`` returns, also
     logged to MLflow); with ``keep_last`` the weights of the last step go to ``run_dir/last.pt``
@@ -56,8 +57,10 @@ def fit_and_save(mlflow, *, run_name: str, label: dict, hp: dict, build: Callabl
     ``register_as`` the checkpoint is registered as a new version of that model, as ``entry`` says
     (:func:`justask.registry.register`; tagged with ``label``). ``label`` (dataset, model, seed)
     heads each curve row; returns the rows. ``fix`` ends the message of a non-finite validation
-    loss. On a terminal a progress bar follows the fit; one line reports it when it ends."""
-    with mlflow.start_run(run_name=run_name, nested=True):
+    loss. On a terminal a progress bar follows the fit; one line reports it when it ends. ``parent``
+    (experiment id, run id) nests the run under a run of another process (a pool worker's fit)."""
+    under = {} if parent is None else {"experiment_id": parent[0], "parent_run_id": parent[1]}
+    with mlflow.start_run(run_name=run_name, nested=True, **under):
         # Threads are logged: on CPU a transformer's trained weights depend on them (benchmarks/README.md).
         mlflow.log_params({**hp, "seed": loop.seed, "steps": optimisation.steps, "device": loop.device.type,
                            "threads": torch.get_num_threads()})

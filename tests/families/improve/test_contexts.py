@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from justask.families.improve.contexts import NO_ACTION, Contexts, Windows, build_contexts, kept_episodes
-from justask.families.improve.env import ACTIONS
+from justask.families.improve.contexts import (
+    NO_ACTION,
+    Contexts,
+    Windows,
+    build_contexts,
+    hindsight_labels,
+    kept_episodes,
+    optimal_actions,
+)
+from justask.families.improve.env import ACTIONS, move
 from justask.families.improve.histories import Histories
 
 CPU = torch.device("cpu")
@@ -158,3 +166,34 @@ def test_contexts_round_trip_through_disk(tmp_path):
     for name in Contexts.ARRAYS:
         got, want = getattr(back, name), getattr(ctx, name)
         assert np.array_equal(got, want) and got.dtype == want.dtype, name
+
+
+def test_optimal_actions_take_a_shortest_way_and_split_evenly_where_two_do():
+    rng = np.random.default_rng(0)
+    cells = rng.integers(0, SIZE, (4000, 2))
+    goals = rng.integers(0, SIZE, (4000, 2))
+    actions = optimal_actions(cells, goals, rng)
+    before = np.abs(goals - cells).sum(1)
+    after = np.abs(goals - move(cells, actions, SIZE)).sum(1)
+    assert np.all(np.where(before == 0, actions == 0, after == before - 1))  # stay on the goal, else one closer
+    both = (cells[:, 0] != goals[:, 0]) & (cells[:, 1] != goals[:, 1])
+    vertical = np.isin(actions[both], (1, 2)).mean()
+    assert 0.45 < vertical < 0.55  # either of the two shortening moves, evenly
+    assert np.array_equal(optimal_actions(cells, goals, np.random.default_rng(1)),
+                          optimal_actions(cells, goals, np.random.default_rng(1)))
+
+
+def test_hindsight_labels_are_the_learners_until_the_sequence_is_rewarded_then_optimal():
+    h = histories(n=3, episodes=4)
+    h.rewards[:] = 0.0
+    h.rewards[0, 1, 2] = 1.0  # sequence 0 is rewarded at episode 1, step 2; the others never
+    ctx = build_contexts(h, np.arange(4), np.zeros(3, np.int8), SIZE)
+    labels = hindsight_labels(ctx, SIZE, np.random.default_rng(0))
+    first_after = ctx.starts[0] + 1 * H + 2 + 1  # the step after the reward sees it as its previous reward
+    assert np.array_equal(labels[:first_after], ctx.actions[:first_after])
+    rest = slice(first_after, ctx.starts[1])
+    cells = np.stack([ctx.cells[rest] // SIZE, ctx.cells[rest] % SIZE], 1)
+    goal = np.tile(h.goals[0], (len(cells), 1))
+    closer = np.abs(goal - move(cells, labels[rest], SIZE)).sum(1)
+    assert np.all(closer == np.maximum(np.abs(goal - cells).sum(1) - 1, 0))
+    assert np.array_equal(labels[ctx.starts[1]:], ctx.actions[ctx.starts[1]:])  # never rewarded: the learner's

@@ -174,7 +174,7 @@ def test_a_held_out_goal_never_reaches_training(collected, tmp_path):
     root = _copy(collected, tmp_path)
     relabel(params, root)
     paths = family_paths("improve", root)
-    for name in ("histories", "experts"):
+    for name in ("histories", "hindsight", "experts"):
         goals = np.load(paths.relabeled(name) / "goals.npy")
         ctx, meta = Contexts.load(paths.relabeled(name))
         assert goals.shape == (20, 2) and np.array_equal(goals, ctx.goals)
@@ -186,6 +186,9 @@ def test_a_held_out_goal_never_reaches_training(collected, tmp_path):
     ed, _ = Contexts.load(paths.relabeled("experts"))
     assert np.array_equal(np.unique(ed.episode), np.arange(12 - fam.relabel.expert_episodes, 12))
     assert np.array_equal(ad.split, ed.split) and 0 < ad.split.sum() < len(ad.split)
+    hindsight, _ = Contexts.load(paths.relabeled("hindsight"))  # AD's contexts, other labels
+    assert all(np.array_equal(getattr(ad, f), getattr(hindsight, f)) for f in Contexts.ARRAYS if f != "actions")
+    assert not np.array_equal(ad.actions, hindsight.actions)
 
     # the same dataset with one history relabeled to a held-out goal: relabel refuses, writes nothing
     poisoned = tmp_path / "poisoned"

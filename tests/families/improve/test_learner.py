@@ -9,7 +9,7 @@ import pytest
 from justask.families.improve.config import LearnerConfig
 from justask.families.improve.env import ACTIONS, move, reward
 from justask.families.improve.goals import best_return, start_cell
-from justask.families.improve.learner import epsilon_at, learn
+from justask.families.improve.learner import epsilon_at, learn, learn_all
 
 CFG = LearnerConfig(lr=0.3, epsilon=0.3, decay_episodes=60, planning=0)  # plain Q-learning, optimistic init 1.0
 
@@ -75,3 +75,13 @@ def test_dyna_q_planning_spreads_what_it_found():
         return np.mean([learn(g, 5, 10, 30, cfg, s).returns[:15].mean() for g in goals for s in (1, 2)])
 
     assert early(dyna) > early(plain) + 1.0
+
+
+def test_learn_all_gives_each_task_its_own_history_in_order_wherever_it_ran():
+    tasks = [((0, 4), 3), ((1, 1), 4), ((4, 0), 5), ((0, 4), 6), ((3, 3), 7)]
+    one = [learn(g, 5, 10, 8, CFG, s) for g, s in tasks]
+    for workers in (1, 2):
+        got = learn_all(tasks, 5, 10, 8, CFG, workers=workers)
+        assert [(h.goal, h.seed) for h in got] == [(g, s) for g, s in tasks]
+        assert all(np.array_equal(a.cells, b.cells) and np.array_equal(a.actions, b.actions)
+                   and np.array_equal(a.rewards, b.rewards) for a, b in zip(got, one, strict=True))

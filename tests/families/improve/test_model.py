@@ -5,6 +5,8 @@ are seeded, and pay the env's reward."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -200,3 +202,29 @@ def test_rollouts_show_the_model_its_own_growing_context_across_episodes():
         want_reward = [0.0 if s == 0 else float((s - 1) % horizon >= 1) for s in steps]
         assert w["prev_rewards"][0].tolist() == want_reward
         assert (w["prev_rewards"][1] == 0).all()
+
+
+def test_evaluation_refuses_a_model_whose_weights_change_during_its_rollouts(tmp_path, monkeypatch):
+    from justask.config import load_params
+    from justask.errors import StageFailed
+    from justask.families.improve import evaluate
+
+    params = load_params(Path(__file__).parents[3] / "profiles" / "test.yaml")
+    fam = params.family("improve")
+    spec = RoomSpec(fam.env.size, fam.env.max_episode_steps)
+    hp = fam.train.model.hp
+    prov = provenance("improve", "histories", "ad", config="c" * 64, data="d" * 64)
+    save_model(hp, spec, prov, tmp_path / "model.pt", build_model(spec, hp), {})
+    job = evaluate.RolloutJob(params, tmp_path / "model.pt", prov, (5, 6), keep_cells=True)
+    returns, cells = evaluate.run_frozen(job)
+    assert returns.shape == (2 * len(fam.env.held_out_goals), fam.evaluate.episodes)
+    assert cells.shape[:2] == (len(fam.env.held_out_goals), fam.evaluate.episodes)
+
+    def learning_rollouts(model, *args, **kwargs):  # what the hash is there to catch
+        with torch.no_grad():
+            model.head.bias += 0.1
+        return run_in_context(model, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "run_in_context", learning_rollouts)
+    with pytest.raises(StageFailed, match=r"model.pt changed during its in-context rollouts"):
+        evaluate.run_frozen(job)

@@ -17,6 +17,7 @@ import typer
 EXAMPLES = (
     "justask ask improve --goal 0 8                 # AD on the corner cell (0, 8), 20 episodes",
     "justask ask improve --goal 2 2 --model ed      # the control: expert distillation on a held-out goal",
+    "justask ask improve --goal 7 7 --model hindsight  # AD trained on hindsight labels",
     "justask ask improve --goal 6 1 --episodes 40 --seed 3 --gif",
 )
 
@@ -65,7 +66,8 @@ def ask_improve(params, root: Path, goal: tuple[int, int], *, model: str = "ad",
 
 def command(
     goal: tuple[int, int] = typer.Option(..., help="the goal cell: row column"),
-    model: str = typer.Option("ad", help="ad (Algorithm Distillation) or ed (expert distillation)"),
+    model: str = typer.Option("ad", help="ad (Algorithm Distillation), hindsight (AD on hindsight labels) or ed "
+                                         "(expert distillation, the control)"),
     train_seed: int = typer.Option(None, help="training seed of the model (default: the first trained)"),
     episodes: int = typer.Option(20, min=1, max=500, help="consecutive episodes to run"),
     seed: int = typer.Option(0, help="seed of the model's action sampling"),

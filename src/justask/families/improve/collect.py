@@ -24,7 +24,7 @@ from justask.rollout import Episode
 from .env import make_env
 from .goals import best_return, training_goals
 from .histories import history_tasks
-from .learner import History, learn
+from .learner import History, learn_all
 
 
 def history_episodes(h: History, first_index: int) -> list[Episode]:
@@ -42,8 +42,8 @@ def collect(params: Params, root: Path = Path(".")) -> dict:
     paths = family_paths("improve", root)
     t0 = time.perf_counter()
     goals = training_goals(env_cfg)
-    histories = [learn(g, env_cfg.size, env_cfg.max_episode_steps, cfg.episodes, cfg.learner, s)
-                 for g, s in history_tasks(params)]
+    histories = learn_all(history_tasks(params), env_cfg.size, env_cfg.max_episode_steps, cfg.episodes, cfg.learner,
+                          params.scale.workers, params.scale)
     episodes = [ep for i, h in enumerate(histories) for ep in history_episodes(h, i * cfg.episodes)]
     write_dataset(paths.dataset("histories"), episodes, make_env(env_cfg), {
         "dataset_id": "justask/darkroom/learning-histories-v0",

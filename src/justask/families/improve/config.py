@@ -101,13 +101,21 @@ class TransformerConfig(Strict):
 
 class TrainConfig(FitConfig):
     model: TransformerConfig = TransformerConfig()
+    hindsight: bool = True  # also fit the same model on the histories with hindsight labels
     expert_distillation: bool = True  # also fit the control: the same model on converged episodes only
+    expert_steps: PosInt | None = None  # the control's steps (default model.steps): its few contexts fit sooner
+
+    def steps(self, model: str) -> int:
+        """Training steps of ``model`` (a key of :attr:`models`)."""
+        return self.expert_steps if model == "ed" and self.expert_steps is not None else self.model.steps
 
     @property
     def models(self) -> dict[str, str]:
         """The models trained, each with the relabeled contexts it learns from: ``ad`` on the whole
-        histories, and (``expert_distillation``) ``ed`` on the converged episodes."""
-        return {"ad": "histories", **({"ed": "experts"} if self.expert_distillation else {})}
+        histories, (``hindsight``) ``hindsight`` on them with hindsight labels, and
+        (``expert_distillation``) ``ed`` on the converged episodes."""
+        return {"ad": "histories", **({"hindsight": "hindsight"} if self.hindsight else {}),
+                **({"ed": "experts"} if self.expert_distillation else {})}
 
 
 class EvaluateConfig(Strict):

@@ -23,6 +23,29 @@ from .histories import Histories
 NO_ACTION = ACTIONS  # the previous action of a sequence's first step
 
 
+def optimal_actions(cells: np.ndarray, goals: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An action on a shortest way from each cell (N, 2) to its goal (N, 2): stay (0) on the goal,
+    otherwise up/down (1/2) or left/right (3/4), drawn evenly where both shorten the way: the
+    label of the Decision-Pretrained Transformer (Lee et al., 2023), known in hindsight."""
+    dr, dc = goals[:, 0] - cells[:, 0], goals[:, 1] - cells[:, 1]
+    vertical, horizontal = np.where(dr < 0, 1, 2), np.where(dc < 0, 3, 4)
+    pick_vertical = np.where(dc == 0, True, np.where(dr == 0, False, rng.random(len(cells)) < 0.5))
+    return np.where((dr == 0) & (dc == 0), 0, np.where(pick_vertical, vertical, horizontal)).astype(np.int64)
+
+
+def hindsight_labels(ctx: Contexts, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``ctx``'s targets relabeled in hindsight: the learner's action until its sequence has earned a
+    reward (the goal is not yet in the context: the learner's search is what to imitate), an optimal
+    action for the sequence's goal from then on (the context shows where the goal is, so the label
+    drops the learner's leftover exploration and slow value propagation)."""
+    seq = np.repeat(np.arange(len(ctx.split)), np.diff(ctx.starts))
+    found = np.zeros(len(ctx), bool)
+    for lo, hi in zip(ctx.starts[:-1], ctx.starts[1:], strict=True):
+        found[lo:hi] = np.maximum.accumulate(ctx.prev_rewards[lo:hi] > 0)
+    best = optimal_actions(np.stack([ctx.cells // size, ctx.cells % size], 1), ctx.goals[seq], rng)
+    return np.where(found, best, ctx.actions)
+
+
 def kept_episodes(episodes: int, skip: int) -> np.ndarray:
     """Indices of the episodes AD's subsampling keeps: every ``skip``-th, counted back from the last."""
     return np.arange(episodes - 1, -1, -skip)[::-1].copy()
@@ -77,6 +100,16 @@ def build_contexts(h: Histories, episodes: np.ndarray, split: np.ndarray, size: 
         goals=h.goals.astype(np.int64))
 
 
+def windows_ending_at(data: dict[str, torch.Tensor], first: torch.Tensor, ends: torch.Tensor,
+                      k: int) -> dict[str, torch.Tensor]:
+    """The windows of ``k`` rows of ``data`` ending at rows ``ends``, each left-padded (``mask``
+    False) where it would reach back before its sequence's first row ``first``."""
+    idx = ends[:, None] - torch.arange(k - 1, -1, -1, device=ends.device)[None, :]
+    mask = idx >= first[:, None]
+    idx = torch.where(mask, idx, ends[:, None])
+    return {**{f: v[idx] for f, v in data.items()}, "mask": mask}
+
+
 class Windows:
     """Windows of K consecutive steps of one sequence (the :class:`justask.training.loop.Batches` of
     the in-context model), ending at a row of the sequences in ``split``; left-padded where a window
@@ -100,10 +133,7 @@ class Windows:
         return len(self.rows)
 
     def windows(self, ends: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
-        idx = ends[:, None] - torch.arange(k - 1, -1, -1, device=ends.device)[None, :]
-        mask = idx >= self.first[ends][:, None]
-        idx = torch.where(mask, idx, ends[:, None])
-        return {**{f: v[idx] for f, v in self.data.items()}, "mask": mask}
+        return windows_ending_at(self.data, self.first[ends], ends, k)
 
     def sample(self, gen: torch.Generator, batch: int, k: int) -> dict[str, torch.Tensor]:
         pick = torch.randint(len(self.rows), (batch,), generator=gen, device="cpu").to(self.rows.device)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from justask.executors import run_all
+
 from .env import ACTIONS, move, reward
 from .goals import start_cell
 
@@ -75,3 +77,18 @@ def learn(goal: tuple[int, int], size: int, horizon: int, episodes: int, cfg, se
             actions[e, t], rewards[e, t] = a, r
             cells[e, t + 1] = cell = nxt
     return History(tuple(goal), seed, cells, actions, rewards)
+
+
+def _learn_chunk(job: tuple) -> list[History]:
+    tasks, size, horizon, episodes, cfg = job
+    return [learn(goal, size, horizon, episodes, cfg, seed) for goal, seed in tasks]
+
+
+def learn_all(tasks: list[tuple[tuple[int, int], int]], size: int, horizon: int, episodes: int, cfg,
+              workers: int = 1, scale=None) -> list[History]:
+    """:func:`learn` on every (goal, seed) of ``tasks``, in chunks over ``workers`` processes
+    (:func:`justask.executors.run_all`); the histories in task order, each the same wherever it ran."""
+    n = max(1, min(len(tasks), 4 * workers))  # a few chunks per worker: even loads
+    bounds = np.linspace(0, len(tasks), n + 1).astype(int)
+    jobs = [(tasks[lo:hi], size, horizon, episodes, cfg) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [h for chunk in run_all(_learn_chunk, jobs, workers, scale) for h in chunk]

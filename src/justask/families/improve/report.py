@@ -7,7 +7,8 @@ from rich.table import Table
 
 from justask.report import num
 
-NAMES = {"ad": "AD (frozen)", "ed": "expert distillation (frozen)", "learner": "source learner"}
+NAMES = {"ad": "AD (frozen)", "hindsight": "AD, hindsight labels (frozen)", "ed": "expert distillation (frozen)",
+         "learner": "source learner"}
 
 
 def _ci(c: list[float]) -> str:
@@ -27,14 +28,17 @@ def print_results(metrics: dict, console) -> None:
                           f"{metrics['learner_episodes']}")
     for col in ("model", f"first {k}", f"last {k}", "last - first", "0.9x at"):
         table.add_column(col, justify="left" if col == "model" else "right", no_wrap=col == "model")
-    for name, res in metrics["models"].items():
+    order = [*(n for n in NAMES if n in metrics["models"]), *(n for n in metrics["models"] if n not in NAMES)]
+    for name, res in ((n, metrics["models"][n]) for n in order):
         reached = res.get("episodes_to_target")
         table.add_row(NAMES.get(name, name), _ci(res["first"]), _ci(res["final"]), _ci(res["improvement"]),
                       "not reached" if reached is None else str(reached))
     console.print(table)
-    claims = metrics["claims"]
     # plain text: the highlighter would split "0.9x" into spans, and the HTML report would read "0. 9x"
     console.print(f"learner's final return {num(metrics['learner_final_return'], 1)} (0.9x: "
-                  f"{num(metrics['target_return'], 1)}); "
-                  f"AD's final return: {num(claims['ad_final_vs_learner'], 2)}x it", highlight=False)
+                  f"{num(metrics['target_return'], 1)})", highlight=False)
+    for name, claim in metrics["claims"].items():
+        console.print(f"{NAMES.get(name, name)}: improves in context {claim['improves']}; final return "
+                      f"{num(claim['final_vs_learner'], 2)}x the learner's; reaches 0.9x of it in fewer episodes "
+                      f"than the learner {claim['faster_than_learner']}", highlight=False)
     console.print(f"weights unchanged during evaluation: {metrics['weights_unchanged']}", highlight=False)

@@ -28,7 +28,8 @@ def validate(params: Params, root: Path = Path(".")) -> dict[str, ValidationRepo
                                   expected, "re-run `dvc repro collect@improve`", fam.validate_.max_examples, docs,
                                   settings=f"size {fam.env.size}")
         if report.success:
-            read_histories(path, fam.env, fam.collect.episodes)  # DatasetError: reported by check_datasets
+            # DatasetError (reported by check_datasets), also from a pool worker
+            read_histories(path, fam.env, fam.collect.episodes, params.scale.workers, params.scale)
         return report
 
     reports = check_datasets(paths.validate, paths.validate_docs, {"histories": paths.dataset("histories")}, check)
