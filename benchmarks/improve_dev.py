@@ -65,7 +65,7 @@ def on_dev_goals(model, env, episodes: int) -> tuple[np.ndarray, dict]:
 def look(path: Path, params_path: Path, episodes: int) -> None:
     """Print how a model saved with ``--save`` searches and exploits on the dev goals."""
     fam = load_params(params_path).family("improve")
-    saved = torch.load(path)
+    saved = torch.load(path, weights_only=True)
     model = build_model(RoomSpec(fam.env.size, fam.env.max_episode_steps), saved["hp"])
     model.load_state_dict(saved["state"])
     returns, searched = on_dev_goals(model.eval(), fam.env, episodes)

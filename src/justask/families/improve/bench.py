@@ -52,11 +52,11 @@ def collection_cases(settings, folder) -> list[CollectionCase]:
 
 
 def training_cases(settings, device, val_rows: int = 64) -> list[TrainingCase]:
-    """``ad`` and ``ed`` as train fits them, on contexts relabeled from freshly learned histories
+    """``ad``, ``hindsight`` and ``ed`` as train fits them, on contexts relabeled from freshly learned histories
     (every training goal; four with ``--quick``)."""
     from justask.datasets import split_mask
 
-    from .contexts import Windows, build_contexts, kept_episodes
+    from .contexts import Windows, build_contexts, hindsight_labels, kept_episodes
     from .histories import Histories
     from .learner import learn
     from .model import RoomSpec, candidate
@@ -69,13 +69,15 @@ def training_cases(settings, device, val_rows: int = 64) -> list[TrainingCase]:
     h = Histories.stack(hs)
     split = split_mask(len(h), 0.25, settings.params.seed).astype(np.int8)
     expert = min(rel.expert_episodes, episodes - 1)
-    which = {"histories": kept_episodes(episodes, min(rel.skip, episodes)),
-             "experts": np.arange(episodes - expert, episodes)}
+    kept = kept_episodes(episodes, min(rel.skip, episodes))
+    which = {"histories": kept, "hindsight": kept, "experts": np.arange(episodes - expert, episodes)}
     spec = RoomSpec(env_cfg.size, env_cfg.max_episode_steps)
     hp, tokens = fam.train.model.hp, fam.train.model.context_episodes * env_cfg.max_episode_steps
     out = []
     for name, data in fam.train.models.items():
         ctx = build_contexts(h, which[data], split, env_cfg.size)
+        if data == "hindsight":
+            ctx.actions = hindsight_labels(ctx, env_cfg.size, np.random.default_rng(settings.params.seed))
         out.append(TrainingCase(f"improve/{name}", hp, partial(candidate, spec), Windows(ctx, 0, device),
                                 Windows(ctx, 1, device, max_rows=val_rows), tokens))
     return out
